@@ -1,0 +1,12 @@
+// weft: lightweight threads for C++20. The umbrella header.
+#pragma once
+
+#include "weft/error.hpp"
+#include "weft/future.hpp"
+#include "weft/join_handle.hpp"
+#include "weft/oneshot.hpp"
+#include "weft/poll.hpp"
+#include "weft/runtime.hpp"
+#include "weft/task.hpp"
+#include "weft/waker.hpp"
+#include "weft/yield.hpp"

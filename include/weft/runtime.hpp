@@ -1,0 +1,78 @@
+// weft::Runtime: the work-stealing scheduler, and weft::spawn.
+//
+// A Runtime owns one worker thread per core (by default). Each worker runs tasks from its own
+// queue, steals from the others when idle, and parks, using no CPU, when there is nothing to
+// do. Tasks spawned or woken from outside the workers go through a shared inject queue.
+//
+// Thread safety: every member function may be called from any thread, except that block_on
+// and shutdown must not be called from one of the runtime's own workers.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+
+#include "weft/detail/raw_task.hpp"
+#include "weft/join_handle.hpp"
+#include "weft/task.hpp"
+
+namespace weft {
+
+struct RuntimeOptions {
+  /// Worker threads; 0 means std::thread::hardware_concurrency().
+  std::size_t workers = 0;
+  /// Workers are named PREFIX-N (truncated to the 15 characters Linux allows).
+  std::string thread_name_prefix = "weft-worker";
+  /// Run on each worker thread as it starts and before it exits. Exceptions are reported to
+  /// on_unhandled_exception and otherwise ignored.
+  std::function<void()> on_thread_start;
+  std::function<void()> on_thread_stop;
+  /// Receives exceptions that escape detached tasks (and hooks). The default prints one line
+  /// on stderr. It runs on whichever thread dropped the result; it must not throw.
+  std::function<void(std::exception_ptr)> on_unhandled_exception;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options = {});
+  /// Shuts down (see shutdown()).
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Runs `task` on the runtime and waits for it on this thread; returns its value or
+  /// rethrows its exception.
+  template <class T>
+  T block_on(Task<T> task) {
+    detail::check_may_block("weft::Runtime::block_on");
+    return spawn(std::move(task)).join();
+  }
+
+  /// Starts `task` on the runtime. Works from any thread.
+  template <class T>
+  JoinHandle<T> spawn(Task<T> task) {
+    auto handle = task.release();
+    return JoinHandle<T>(detail::spawn_raw(m_core, handle, handle.promise()));
+  }
+
+  /// Stops the workers, then cancels and destroys every task that has not finished (running
+  /// the destructors of its locals), including tasks spawned or woken by those destructors.
+  /// Join handles held elsewhere then report TaskCancelled. Idempotent.
+  void shutdown();
+
+  [[nodiscard]] std::size_t workers() const noexcept;
+
+ private:
+  detail::Core* m_core;
+};
+
+/// Starts `task` on the runtime of the calling worker. Throws std::logic_error when called
+/// from a thread that is not one of a runtime's workers; use Runtime::spawn there.
+template <class T>
+JoinHandle<T> spawn(Task<T> task) {
+  auto handle = task.release();
+  return JoinHandle<T>(detail::spawn_raw(nullptr, handle, handle.promise()));
+}
+
+}  // namespace weft

@@ -1,0 +1,164 @@
+#include "sched/core.hpp"
+
+#include <cstdio>
+#include <typeinfo>
+
+#include "sched/worker.hpp"
+#include "task/header.hpp"
+
+namespace weft::detail {
+namespace {
+
+std::size_t resolve_workers(std::size_t requested) {
+  if (requested != 0) return requested;
+  unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : cores;
+}
+
+void print_exception(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weft: exception escaped a detached task: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "weft: exception escaped a detached task (not a std::exception)\n");
+  }
+}
+
+RuntimeOptions with_defaults(RuntimeOptions options) {
+  options.workers = resolve_workers(options.workers);
+  if (!options.on_unhandled_exception) options.on_unhandled_exception = print_exception;
+  return options;
+}
+
+}  // namespace
+
+Core::Core(RuntimeOptions options)
+    : m_options(with_defaults(std::move(options))),
+      m_idle(m_options.workers),
+      m_owned(m_options.workers) {
+  m_workers.reserve(m_options.workers);
+  for (std::size_t i = 0; i < m_options.workers; ++i) {
+    m_workers.push_back(std::make_unique<Worker>(*this, i));
+  }
+}
+
+Core::~Core() = default;
+
+void Core::start() {
+  m_threads.reserve(m_workers.size());
+  for (auto& worker : m_workers) {
+    m_threads.emplace_back([w = worker.get()] { w->run(); });
+  }
+}
+
+void Core::retain() noexcept {
+  // relaxed: a new reference is made from one that keeps the core alive.
+  m_refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Core::release() noexcept {
+  // acq_rel: the last owner sees every other owner's writes before deleting; pairs with itself.
+  if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
+  Worker* worker = current_worker();
+  if (worker != nullptr && &worker->core() == this && !is_shutdown()) {
+    worker->schedule_local(task, is_yield);
+  } else {
+    schedule_remote(task);
+  }
+}
+
+void Core::schedule_remote(TaskHeader* task) noexcept {
+  m_inject.push(task);
+  // seq_cst: after our seq_cst push. Either shutdown's last drain sees the task, or we see
+  // that shutdown finished and drop the reference ourselves (pairs with the store in
+  // shutdown()).
+  if (m_shutdown_done.load(std::memory_order_seq_cst)) {
+    drain_inject();
+    return;
+  }
+  notify_parked();
+}
+
+void Core::notify_parked() noexcept {
+  if (!m_idle.should_notify()) return;
+  std::ptrdiff_t index = m_idle.unpark_one();
+  if (index >= 0) m_workers[static_cast<std::size_t>(index)]->parker().unpark();
+}
+
+void Core::notify_parked_local() noexcept {
+  // seq_cst fence: orders the release store of the local queue's tail before the load of the
+  // idle state in should_notify (StoreLoad); pairs with the seq_cst change in
+  // Idle::transition_worker_to_parked followed by the fence in notify_if_work_pending.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  notify_parked();
+}
+
+void Core::notify_if_work_pending() noexcept {
+  // seq_cst fence: the parking worker's seq_cst state change comes before these queue reads;
+  // pairs with the fence in notify_parked_local.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (auto& worker : m_workers) {
+    if (!worker->queue().is_empty()) {
+      notify_parked();
+      return;
+    }
+  }
+  if (m_inject.has_tasks()) notify_parked();
+}
+
+void Core::report_exception(std::exception_ptr error) noexcept {
+  try {
+    m_options.on_unhandled_exception(std::move(error));
+  } catch (...) {
+    std::fprintf(stderr, "weft: the unhandled-exception handler threw; ignored\n");
+  }
+}
+
+void Core::drain_inject() noexcept {
+  while (TaskHeader* task = m_inject.pop()) release_task(task);
+}
+
+void Core::shutdown() {
+  std::lock_guard lock(m_shutdown_mutex);
+  if (m_shutdown_done.load(std::memory_order_relaxed)) return;  // relaxed: under the mutex
+
+  // release: pairs with the acquire in is_shutdown(); workers finish their current poll.
+  m_shutdown.store(true, std::memory_order_release);
+  for (auto& worker : m_workers) worker->parker().unpark();
+  for (auto& thread : m_threads) {
+    if (thread.joinable()) thread.join();
+  }
+
+  // The workers are gone; this thread is now the only one that runs tasks. Cancelling a task
+  // runs its destructors, which may spawn (refused once closed: cancelled at once) or wake
+  // other tasks (queued, then dropped below), so repeat until nothing is left.
+  m_owned.close();
+  CoreContextGuard context(this);
+  for (;;) {
+    bool progress = false;
+    while (TaskHeader* task = m_owned.pop()) {
+      shutdown_task(task);
+      progress = true;
+    }
+    for (auto& worker : m_workers) {
+      while (TaskHeader* task = worker->drain_one()) {
+        release_task(task);
+        progress = true;
+      }
+    }
+    while (TaskHeader* task = m_inject.pop()) {
+      release_task(task);
+      progress = true;
+    }
+    if (!progress) break;
+  }
+  // seq_cst: pairs with the load in schedule_remote (see there).
+  m_shutdown_done.store(true, std::memory_order_seq_cst);
+  drain_inject();
+}
+
+}  // namespace weft::detail

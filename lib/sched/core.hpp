@@ -1,0 +1,87 @@
+// The scheduler shared by a runtime's workers: the workers themselves, the inject queue, the
+// idle set, the owned-task list and the options.
+//
+// Lifetime: reference-counted. The Runtime holds one reference and every task header holds
+// one, because a waker may reach the scheduler through its task on any thread at any time
+// (even while the runtime shuts down); the memory goes when the last of them does.
+// Thread safety: every member may be used from any thread unless it says otherwise.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "sched/idle.hpp"
+#include "sched/inject.hpp"
+#include "task/owned_tasks.hpp"
+#include "weft/runtime.hpp"
+
+namespace weft::detail {
+
+class Worker;
+
+class Core {
+ public:
+  explicit Core(RuntimeOptions options);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  /// Starts the worker threads. Called once, by the Runtime.
+  void start();
+
+  void retain() noexcept;
+  /// Deletes the core when this was the last reference.
+  void release() noexcept;
+
+  /// Queues a task that holds its notified reference. From one of this core's workers the
+  /// task goes to that worker: a wake or spawn into its LIFO slot, a yield (or a task woken
+  /// while it ran) to the back of its queue. From anywhere else, into the inject queue.
+  void schedule(TaskHeader* task, bool is_yield) noexcept;
+
+  /// Wakes a parked worker if none is searching (after work was published with seq_cst).
+  void notify_parked() noexcept;
+  /// The same for work a worker pushed to its own queue with a release store.
+  void notify_parked_local() noexcept;
+  /// For the last searcher before it sleeps: wakes a worker if any queue has work.
+  void notify_if_work_pending() noexcept;
+
+  /// See Runtime::shutdown. Not from a worker.
+  void shutdown();
+  [[nodiscard]] bool is_shutdown() const noexcept {
+    // acquire: pairs with the release store in shutdown().
+    return m_shutdown.load(std::memory_order_acquire);
+  }
+
+  /// Hands an exception that nobody will observe to the user's handler.
+  void report_exception(std::exception_ptr error) noexcept;
+
+  [[nodiscard]] std::size_t worker_count() const noexcept { return m_workers.size(); }
+  [[nodiscard]] Worker& worker(std::size_t index) noexcept { return *m_workers[index]; }
+  [[nodiscard]] Inject& inject() noexcept { return m_inject; }
+  [[nodiscard]] Idle& idle() noexcept { return m_idle; }
+  [[nodiscard]] OwnedTasks& owned() noexcept { return m_owned; }
+  [[nodiscard]] const RuntimeOptions& options() const noexcept { return m_options; }
+
+ private:
+  void schedule_remote(TaskHeader* task) noexcept;
+  void drain_inject() noexcept;
+
+  RuntimeOptions m_options;
+  Inject m_inject;
+  Idle m_idle;
+  OwnedTasks m_owned;
+  std::vector<std::unique_ptr<Worker>> m_workers;
+  std::vector<std::thread> m_threads;
+  alignas(64) std::atomic<std::size_t> m_refs{1};
+  std::atomic<bool> m_shutdown{false};
+  /// Set once shutdown has drained everything; a late remote wake then drains after itself.
+  std::atomic<bool> m_shutdown_done{false};
+  std::mutex m_shutdown_mutex;
+};
+
+}  // namespace weft::detail

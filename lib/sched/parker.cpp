@@ -1,0 +1,55 @@
+#include "sched/parker.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace weft::detail {
+namespace {
+
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+            nullptr, nullptr, 0);
+}
+
+void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+}
+
+}  // namespace
+
+void Parker::park() noexcept {
+  std::uint32_t expected = k_notified;
+  // acquire: pairs with the release exchange in unpark(), so the unparker's writes are seen.
+  if (m_state.compare_exchange_strong(expected, k_empty, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+    return;
+  }
+  expected = k_empty;
+  // relaxed: announcing the sleep publishes nothing; the token is taken with acquire below.
+  if (!m_state.compare_exchange_strong(expected, k_parked, std::memory_order_relaxed,
+                                       std::memory_order_relaxed)) {
+    // A token arrived between the two exchanges. acquire: pairs with unpark's release.
+    m_state.exchange(k_empty, std::memory_order_acquire);
+    return;
+  }
+  for (;;) {
+    futex_wait(m_state, k_parked);
+    expected = k_notified;
+    // acquire: pairs with the release exchange in unpark().
+    if (m_state.compare_exchange_strong(expected, k_empty, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
+void Parker::unpark() noexcept {
+  // release: pairs with the acquire in park(), publishing the work that prompted the unpark.
+  if (m_state.exchange(k_notified, std::memory_order_release) == k_parked) {
+    futex_wake_one(m_state);
+  }
+}
+
+}  // namespace weft::detail

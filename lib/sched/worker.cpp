@@ -1,0 +1,167 @@
+#include "sched/worker.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <exception>
+#include <span>
+#include <string>
+
+#include "sched/core.hpp"
+#include "task/header.hpp"
+
+namespace weft::detail {
+namespace {
+
+thread_local Worker* t_current_worker = nullptr;
+thread_local Core* t_context_core = nullptr;
+
+void run_hook(Core& core, const std::function<void()>& hook) noexcept {
+  if (!hook) return;
+  try {
+    hook();
+  } catch (...) {
+    core.report_exception(std::current_exception());
+  }
+}
+
+}  // namespace
+
+Worker* current_worker() noexcept { return t_current_worker; }
+
+Core* current_core() noexcept { return t_context_core; }
+
+CoreContextGuard::CoreContextGuard(Core* core) noexcept
+    : m_previous(std::exchange(t_context_core, core)) {}
+CoreContextGuard::~CoreContextGuard() { t_context_core = m_previous; }
+
+Worker::Worker(Core& core, std::size_t index)
+    : m_core(core),
+      m_index(index),
+      m_inject_token(core.inject().queue()),
+      m_rng(static_cast<std::uint32_t>(index * 0x9E3779B9u + 1)) {}
+
+void Worker::run() {
+  t_current_worker = this;
+  CoreContextGuard context(&m_core);
+  std::string name = m_core.options().thread_name_prefix + "-" + std::to_string(m_index);
+  name.resize(std::min<std::size_t>(name.size(), 15));
+  ::pthread_setname_np(::pthread_self(), name.c_str());
+  run_hook(m_core, m_core.options().on_thread_start);
+
+  while (!m_core.is_shutdown()) {
+    if (TaskHeader* task = next_task()) {
+      run_with_lifo(task);
+    } else if (TaskHeader* stolen = steal_work()) {
+      run_with_lifo(stolen);
+    } else {
+      park();
+    }
+  }
+  if (m_searching) {
+    m_searching = false;
+    (void)m_core.idle().transition_worker_from_searching();
+  }
+
+  run_hook(m_core, m_core.options().on_thread_stop);
+  t_current_worker = nullptr;
+}
+
+TaskHeader* Worker::next_task() {
+  ++m_tick;
+  if (m_tick % k_inject_interval == 0) {
+    if (TaskHeader* task = m_core.inject().pop(m_inject_token)) return task;
+  }
+  if (auto task = m_queue.pop()) return *task;
+  return pull_from_inject();
+}
+
+TaskHeader* Worker::pull_from_inject() {
+  TaskHeader* batch[k_inject_batch];
+  std::size_t room = Queue::capacity() - m_queue.len();
+  std::size_t want = std::min<std::size_t>(k_inject_batch, room);
+  std::size_t n = want == 0 ? 0 : m_core.inject().pop_batch(m_inject_token, batch, want);
+  if (n == 0) return nullptr;
+  for (std::size_t i = 1; i < n; ++i) push_back(batch[i]);
+  if (n > 1) m_core.notify_parked_local();
+  return batch[0];
+}
+
+TaskHeader* Worker::steal_work() {
+  if (!m_searching) {
+    if (!m_core.idle().transition_worker_to_searching()) return nullptr;
+    m_searching = true;
+  }
+  const std::size_t workers = m_core.worker_count();
+  const std::size_t start = next_random() % workers;
+  for (std::size_t i = 0; i < workers; ++i) {
+    std::size_t victim = (start + i) % workers;
+    if (victim == m_index) continue;
+    if (auto task = m_core.worker(victim).queue().steal_into(m_queue)) return *task;
+  }
+  return pull_from_inject();
+}
+
+void Worker::run_with_lifo(TaskHeader* task) {
+  if (m_searching) {
+    m_searching = false;
+    // The last searcher to find work wakes another, which searches in its place.
+    if (m_core.idle().transition_worker_from_searching()) m_core.notify_parked();
+  }
+  run_task(task);
+  for (std::uint32_t polls = 0; m_lifo != nullptr; ++polls) {
+    if (polls == k_max_lifo_polls) {
+      // The cap: the LIFO task goes behind everything queued, so two tasks that keep waking
+      // each other cannot starve the rest.
+      push_back(std::exchange(m_lifo, nullptr));
+      m_core.notify_parked_local();
+      break;
+    }
+    run_task(std::exchange(m_lifo, nullptr));
+  }
+}
+
+void Worker::schedule_local(TaskHeader* task, bool is_yield) noexcept {
+  if (!is_yield) {
+    TaskHeader* previous = std::exchange(m_lifo, task);
+    if (previous == nullptr) return;  // the slot is not stealable, so waking others is useless
+    task = previous;
+  }
+  push_back(task);
+  m_core.notify_parked_local();
+}
+
+void Worker::push_back(TaskHeader* task) noexcept {
+  m_queue.push_back(task, [this](std::span<TaskHeader*> overflow) {
+    m_core.inject().push_batch(overflow);
+  });
+}
+
+void Worker::park() {
+  const bool last_searcher = m_core.idle().transition_worker_to_parked(m_index, m_searching);
+  m_searching = false;
+  if (last_searcher) m_core.notify_if_work_pending();
+  while (!m_core.is_shutdown()) {
+    m_parker.park();
+    if (m_core.idle().transition_worker_from_parked(m_index)) {
+      m_searching = true;  // unpark_one counted this worker as searching
+      break;
+    }
+  }
+}
+
+TaskHeader* Worker::drain_one() noexcept {
+  if (m_lifo != nullptr) return std::exchange(m_lifo, nullptr);
+  if (auto task = m_queue.pop()) return *task;
+  return nullptr;
+}
+
+std::uint32_t Worker::next_random() noexcept {
+  // xorshift32: victim selection needs spread, not quality.
+  m_rng ^= m_rng << 13;
+  m_rng ^= m_rng >> 17;
+  m_rng ^= m_rng << 5;
+  return m_rng;
+}
+
+}  // namespace weft::detail

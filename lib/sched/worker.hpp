@@ -1,0 +1,82 @@
+// One worker thread: its run queue, LIFO slot, parker and loop.
+//
+// Invariants
+// - The LIFO slot, the tick, the searching flag and the inject consumer token belong to the
+//   worker's thread; other threads touch only `queue()` (to steal) and `parker()` (to unpark).
+// - Before parking, the worker holds no task: its LIFO slot and queue are empty.
+// - A worker polls at most k_max_lifo_polls tasks in a row from its LIFO slot, and checks the
+//   inject queue first every k_inject_interval ticks, so no queue starves.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sched/inject.hpp"
+#include "sched/local_queue.hpp"
+#include "sched/parker.hpp"
+
+namespace weft::detail {
+
+class Core;
+struct TaskHeader;
+
+class Worker {
+ public:
+  static constexpr std::uint32_t k_queue_capacity = 256;
+  static constexpr std::uint32_t k_max_lifo_polls = 3;
+  static constexpr std::uint32_t k_inject_interval = 61;
+  static constexpr std::size_t k_inject_batch = 64;
+
+  using Queue = LocalQueue<TaskHeader*, k_queue_capacity>;
+
+  Worker(Core& core, std::size_t index);
+
+  /// The thread body.
+  void run();
+  /// Owner thread only: see Core::schedule.
+  void schedule_local(TaskHeader* task, bool is_yield) noexcept;
+
+  [[nodiscard]] Core& core() noexcept { return m_core; }
+  [[nodiscard]] Queue& queue() noexcept { return m_queue; }
+  [[nodiscard]] Parker& parker() noexcept { return m_parker; }
+
+  /// After the thread has been joined: the next task it still holds, or null.
+  [[nodiscard]] TaskHeader* drain_one() noexcept;
+
+ private:
+  TaskHeader* next_task();
+  TaskHeader* steal_work();
+  TaskHeader* pull_from_inject();
+  void run_with_lifo(TaskHeader* task);
+  void push_back(TaskHeader* task) noexcept;
+  void park();
+  std::uint32_t next_random() noexcept;
+
+  Core& m_core;
+  const std::size_t m_index;
+  Queue m_queue;
+  Parker m_parker;
+  Inject::Queue::consumer_token_t m_inject_token;
+  TaskHeader* m_lifo = nullptr;
+  std::uint32_t m_tick = 0;
+  std::uint32_t m_rng;
+  bool m_searching = false;
+};
+
+/// The worker running on this thread, or null.
+[[nodiscard]] Worker* current_worker() noexcept;
+
+/// Makes `core` the one weft::spawn uses on this thread while it lives: set on workers, and
+/// on the thread that runs shutdown, so that destructors of cancelled tasks may spawn.
+class CoreContextGuard {
+ public:
+  explicit CoreContextGuard(Core* core) noexcept;
+  ~CoreContextGuard();
+  CoreContextGuard(const CoreContextGuard&) = delete;
+  CoreContextGuard& operator=(const CoreContextGuard&) = delete;
+
+ private:
+  Core* m_previous;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,227 @@
+// Spawned tasks: frame allocation, the task waker, running, completing, joining, aborting.
+// The protocol of the state word is in state.hpp; ownership of each field in header.hpp.
+#include "task/header.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "sched/core.hpp"
+#include "sched/worker.hpp"
+#include "weft/detail/raw_task.hpp"
+
+namespace weft::detail {
+namespace {
+
+void die(const char* message) noexcept {
+  std::fprintf(stderr, "weft: fatal: %s\n", message);
+  std::abort();
+}
+
+/// A Waker over a task that holds no reference: the scheduler's own, lent to one poll.
+union BorrowedWaker {
+  explicit BorrowedWaker(TaskHeader* task) noexcept : waker(task, &k_task_waker_vtable) {}
+  ~BorrowedWaker() {}  // never drops: the poll borrowed the reference
+  Waker waker;
+};
+
+void deallocate(TaskHeader* task) noexcept {
+  if (!task->frame_destroyed) task->frame_handle().destroy();  // a frame nobody could finish
+  Core* core = task->core;
+  task->~TaskHeader();
+  ::operator delete(static_cast<void*>(task));
+  core->release();
+}
+
+void report_if_unobserved(TaskHeader* task) noexcept {
+  if (task->outcome_cancelled) return;
+  if (const std::exception_ptr& error = task->promise->exception()) {
+    task->core->report_exception(error);
+  }
+}
+
+void destroy_frame(TaskHeader* task) noexcept { task->frame_handle().destroy(); }
+
+/// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING, and
+/// drops `extra_refs` references besides the owned list's.
+void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
+  task->outcome_cancelled = cancelled;
+  TaskState::Word before = task->state.transition_to_complete();
+  if ((before & TaskState::k_join_interest) == 0) {
+    // Detached: nobody will take the result, so it goes now.
+    if (!task->frame_destroyed) {
+      report_if_unobserved(task);
+      destroy_frame(task);
+    }
+  } else if ((before & TaskState::k_join_waker) != 0) {
+    task->join_waker->wake_by_ref();
+  }
+  TaskState::Word refs = extra_refs + (task->core->owned().remove(task) ? 1 : 0);
+  if (refs != 0) release_task(task, refs);
+}
+
+void schedule(TaskHeader* task, bool is_yield) noexcept { task->core->schedule(task, is_yield); }
+
+const void* waker_clone(const void* data) noexcept {
+  static_cast<TaskHeader*>(const_cast<void*>(data))->state.ref_inc();
+  return data;
+}
+
+void waker_wake(const void* data) noexcept {
+  auto* task = static_cast<TaskHeader*>(const_cast<void*>(data));
+  switch (task->state.wake_by_val()) {
+    case TaskState::WakeAction::submit:
+      schedule(task, false);
+      break;
+    case TaskState::WakeAction::deallocate:
+      deallocate(task);
+      break;
+    case TaskState::WakeAction::nothing:
+      break;
+  }
+}
+
+void waker_wake_by_ref(const void* data) noexcept {
+  auto* task = static_cast<TaskHeader*>(const_cast<void*>(data));
+  if (task->state.wake_by_ref() == TaskState::WakeAction::submit) schedule(task, false);
+}
+
+void waker_drop(const void* data) noexcept {
+  release_task(static_cast<TaskHeader*>(const_cast<void*>(data)));
+}
+
+}  // namespace
+
+const WakerVTable k_task_waker_vtable{waker_clone, waker_wake, waker_wake_by_ref, waker_drop};
+
+void* allocate_frame(std::size_t size) {
+  void* block = ::operator new(k_frame_prefix + size);
+  auto* task = static_cast<TaskHeader*>(block);
+  task->core = nullptr;
+  task->magic = TaskHeader::k_magic;
+  return task->frame();
+}
+
+void deallocate_frame(void* frame, std::size_t) noexcept {
+  TaskHeader* task = header_of(frame);
+  if (task->core != nullptr) {
+    task->frame_destroyed = true;  // the header lives on until its last reference
+    return;
+  }
+  ::operator delete(static_cast<void*>(task));
+}
+
+void release_task(TaskHeader* task, TaskState::Word count) noexcept {
+  if (task->state.ref_dec(count)) deallocate(task);
+}
+
+void run_task(TaskHeader* task) noexcept {
+  if (task->state.transition_to_running() == TaskState::RunAction::cancel) {
+    destroy_frame(task);
+    complete(task, true, 1);
+    return;
+  }
+  bool done;
+  {
+    BorrowedWaker waker(task);
+    Context cx(waker.waker);
+    done = task->promise->own_root().poll(cx);
+  }
+  if (done) {
+    complete(task, false, 1);
+    return;
+  }
+  if (task->state.transition_to_idle() == TaskState::IdleAction::requeue) schedule(task, true);
+}
+
+void shutdown_task(TaskHeader* task) noexcept {
+  if (task->state.transition_to_shutdown()) {
+    destroy_frame(task);
+    complete(task, true, 0);
+  }
+  release_task(task);  // the owned list's reference; pop() already unlinked the task
+}
+
+// ---- spawning --------------------------------------------------------------------------
+
+TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise) {
+  if (!frame) throw std::invalid_argument("weft::spawn: the task is empty (moved from)");
+  if (core == nullptr) core = current_core();
+  if (core == nullptr) {
+    frame.destroy();
+    throw std::logic_error(
+        "weft::spawn called outside a runtime's worker; use Runtime::spawn from this thread");
+  }
+  TaskHeader* task = header_of(frame.address());
+  if (task->magic != TaskHeader::k_magic || task->core != nullptr) {
+    die("spawn: the coroutine frame is not where weft allocated it (unsupported compiler?)");
+  }
+  new (&task->state) TaskState();
+  new (&task->join_waker) std::optional<Waker>();
+  task->core = core;
+  task->promise = &promise;
+  task->owned_prev = task->owned_next = nullptr;
+  task->owned_linked = false;
+  task->frame_destroyed = false;
+  task->outcome_cancelled = false;
+  promise.start_as_root(frame);
+  core->retain();
+
+  if (!core->owned().insert(task)) {
+    // The runtime has shut down: the task is cancelled before it starts. This thread holds
+    // the notified reference, so it may take RUNNING.
+    (void)task->state.transition_to_running();
+    destroy_frame(task);
+    complete(task, true, 2);  // the notified reference, and the owned list's that never was
+    return task;
+  }
+  core->schedule(task, false);
+  return task;
+}
+
+void check_may_block(const char* what) {
+  if (current_worker() != nullptr) {
+    throw std::logic_error(std::string(what) +
+                           " would block a runtime worker; co_await instead");
+  }
+}
+
+// ---- join handles ------------------------------------------------------------------------
+
+JoinStatus join_poll(TaskHeader* task, Context& cx) {
+  TaskState& state = task->state;
+  auto finished = [task] {
+    return task->outcome_cancelled ? JoinStatus::cancelled : JoinStatus::ready;
+  };
+  if (state.is_complete()) return finished();
+  TaskState::Word word = state.load(std::memory_order_relaxed);
+  if ((word & TaskState::k_join_waker) != 0) {
+    if (task->join_waker->will_wake(cx.waker())) return JoinStatus::pending;
+    if (!state.unset_join_waker()) return finished();
+  }
+  task->join_waker = cx.waker();
+  if (!state.set_join_waker()) return finished();
+  return JoinStatus::pending;
+}
+
+PromiseBase& promise_of(TaskHeader* task) noexcept { return *task->promise; }
+
+void join_drop(TaskHeader* task) noexcept {
+  if (task->state.drop_join_interest() && !task->frame_destroyed) {
+    report_if_unobserved(task);
+    destroy_frame(task);
+  }
+  release_task(task);
+}
+
+void abort_task(TaskHeader* task) noexcept {
+  if (task->state.transition_to_cancelled() == TaskState::WakeAction::submit) {
+    schedule(task, false);
+  }
+}
+
+bool is_finished(const TaskHeader* task) noexcept { return task->state.is_complete(); }
+
+}  // namespace weft::detail

@@ -1,0 +1,74 @@
+// The header of a spawned task. It sits in front of the task's coroutine frame, in the same
+// allocation (see allocate_frame), so a spawn costs one allocation.
+//
+// Ownership
+// - `state` is shared by every thread; see state.hpp for what each bit gives its holder.
+// - The frame, `promise` and `outcome_cancelled` belong to the holder of RUNNING until COMPLETE,
+//   then to the JoinHandle if it still exists, else to nobody (the completer destroyed it).
+// - `join_waker` belongs to the JoinHandle while JOIN_WAKER is clear, to the task side while
+//   it is set; it is destroyed with the header.
+// - `owned_prev`, `owned_next`, `owned_linked` are guarded by the owned-list shard's mutex.
+// - `core`, `magic` and the header's memory live until the reference count reaches zero.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "task/state.hpp"
+#include "weft/detail/promise.hpp"
+#include "weft/waker.hpp"
+
+namespace weft::detail {
+
+class Core;
+
+struct TaskHeader {
+  static constexpr std::uint32_t k_magic = 0x77656674;  // "weft"
+
+  TaskState state;
+  Core* core;  ///< null until spawned: the frame is then an ordinary, unspawned Task
+  PromiseBase* promise;
+  TaskHeader* owned_prev;
+  TaskHeader* owned_next;
+  std::optional<Waker> join_waker;
+  std::uint32_t magic;
+  bool owned_linked;
+  bool frame_destroyed;
+  bool outcome_cancelled;
+
+  [[nodiscard]] void* frame() noexcept;
+  [[nodiscard]] std::coroutine_handle<> frame_handle() noexcept {
+    return std::coroutine_handle<>::from_address(frame());
+  }
+};
+
+/// Bytes reserved in front of every coroutine frame; a multiple of the default new alignment.
+inline constexpr std::size_t k_frame_prefix =
+    (sizeof(TaskHeader) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) /
+    __STDCPP_DEFAULT_NEW_ALIGNMENT__ * __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+inline void* TaskHeader::frame() noexcept {
+  return reinterpret_cast<std::byte*>(this) + k_frame_prefix;
+}
+
+[[nodiscard]] inline TaskHeader* header_of(void* frame) noexcept {
+  return reinterpret_cast<TaskHeader*>(static_cast<std::byte*>(frame) - k_frame_prefix);
+}
+
+/// The waker of a task: its data is the TaskHeader, and it holds one reference.
+extern const WakerVTable k_task_waker_vtable;
+
+/// Runs one scheduled task on this thread: polls it, or cancels it when it was aborted. The
+/// caller hands over the notified reference.
+void run_task(TaskHeader* task) noexcept;
+
+/// Shutdown: cancels a task taken from the owned list (which no longer holds it), unless it
+/// already finished.
+void shutdown_task(TaskHeader* task) noexcept;
+
+/// Drops a reference; frees the task when it was the last.
+void release_task(TaskHeader* task, TaskState::Word count = 1) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,72 @@
+#include "task/owned_tasks.hpp"
+
+#include <bit>
+#include <cstdint>
+
+#include "task/header.hpp"
+
+namespace weft::detail {
+
+OwnedTasks::OwnedTasks(std::size_t workers) {
+  std::size_t shards = std::bit_ceil(workers * 4);
+  m_mask = shards - 1;
+  m_shards = std::make_unique<Shard[]>(shards);
+}
+
+OwnedTasks::~OwnedTasks() = default;
+
+OwnedTasks::Shard& OwnedTasks::shard_of(const TaskHeader* task) noexcept {
+  // Frames come from malloc at 16-byte granularity; mix the address so neighbours spread.
+  auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
+  bits ^= bits >> 7;
+  return m_shards[bits & m_mask];
+}
+
+bool OwnedTasks::insert(TaskHeader* task) {
+  Shard& shard = shard_of(task);
+  std::lock_guard lock(shard.mutex);
+  if (shard.closed) return false;
+  task->owned_prev = nullptr;
+  task->owned_next = shard.head;
+  if (shard.head != nullptr) shard.head->owned_prev = task;
+  shard.head = task;
+  task->owned_linked = true;
+  return true;
+}
+
+bool OwnedTasks::remove(TaskHeader* task) {
+  Shard& shard = shard_of(task);
+  std::lock_guard lock(shard.mutex);
+  if (!task->owned_linked) return false;
+  if (task->owned_prev != nullptr) {
+    task->owned_prev->owned_next = task->owned_next;
+  } else {
+    shard.head = task->owned_next;
+  }
+  if (task->owned_next != nullptr) task->owned_next->owned_prev = task->owned_prev;
+  task->owned_linked = false;
+  return true;
+}
+
+void OwnedTasks::close() {
+  for (std::size_t i = 0; i <= m_mask; ++i) {
+    std::lock_guard lock(m_shards[i].mutex);
+    m_shards[i].closed = true;
+  }
+}
+
+TaskHeader* OwnedTasks::pop() {
+  for (std::size_t i = 0; i <= m_mask; ++i) {
+    Shard& shard = m_shards[i];
+    std::lock_guard lock(shard.mutex);
+    TaskHeader* task = shard.head;
+    if (task == nullptr) continue;
+    shard.head = task->owned_next;
+    if (shard.head != nullptr) shard.head->owned_prev = nullptr;
+    task->owned_linked = false;
+    return task;
+  }
+  return nullptr;
+}
+
+}  // namespace weft::detail

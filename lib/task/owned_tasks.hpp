@@ -1,0 +1,46 @@
+// Every spawned task that has not finished, so that shutdown can cancel the ones no queue
+// holds (tasks waiting on a waker).
+//
+// Invariants
+// - Sharded by task address; each shard is an intrusive list guarded by its own mutex, so
+//   spawn and completion on different workers rarely contend.
+// - The list holds one reference to each linked task (see TaskState).
+// - Once close() has run, insert() refuses; a refused task is cancelled by its spawner.
+// - Any thread may call every function.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+
+namespace weft::detail {
+
+struct TaskHeader;
+
+class OwnedTasks {
+ public:
+  explicit OwnedTasks(std::size_t workers);
+  ~OwnedTasks();
+
+  /// Links the task; false once closed.
+  [[nodiscard]] bool insert(TaskHeader* task);
+  /// Unlinks the task; false when it was not linked (taken by shutdown, or refused).
+  [[nodiscard]] bool remove(TaskHeader* task);
+  /// Refuses further inserts.
+  void close();
+  /// Unlinks and returns some task, or null when none is left.
+  [[nodiscard]] TaskHeader* pop();
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mutex;
+    TaskHeader* head = nullptr;
+    bool closed = false;
+  };
+  Shard& shard_of(const TaskHeader* task) noexcept;
+
+  std::size_t m_mask;
+  std::unique_ptr<Shard[]> m_shards;
+};
+
+}  // namespace weft::detail

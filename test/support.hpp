@@ -1,0 +1,119 @@
+// Shared helpers for the tests: futures whose readiness the test controls, and bounded waits.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "weft.hpp"
+
+namespace weft::test {
+
+/// Waits until `predicate` holds, for at most `limit`. Returns whether it held. This is a
+/// bounded wait for an event another thread will cause, not a sleep standing in for one.
+template <class Predicate>
+bool eventually(Predicate predicate, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+/// A leaf future that is pending until complete() is called from any thread. It counts its
+/// polls and keeps the latest waker.
+class Gate {
+ public:
+  class Wait {
+   public:
+    explicit Wait(Gate& gate) : m_gate(gate) {}
+    Poll<void> poll(Context& cx) {
+      m_gate.m_polls.fetch_add(1, std::memory_order_acq_rel);
+      std::lock_guard lock(m_gate.m_mutex);
+      if (m_gate.m_open) return ready();
+      m_gate.m_waker = cx.waker();
+      return pending;
+    }
+
+   private:
+    Gate& m_gate;
+  };
+
+  Wait wait() { return Wait(*this); }
+
+  /// Opens the gate and wakes the waiter.
+  void open() {
+    std::optional<Waker> waker;
+    {
+      std::lock_guard lock(m_mutex);
+      m_open = true;
+      waker.swap(m_waker);
+    }
+    if (waker) std::move(*waker).wake();
+  }
+
+  /// Wakes the waiter without opening the gate (a spurious wake for the future).
+  void wake_without_opening() {
+    std::optional<Waker> waker;
+    {
+      std::lock_guard lock(m_mutex);
+      waker = m_waker;
+    }
+    if (waker) waker->wake_by_ref();
+  }
+
+  /// A copy of the latest waker, if any.
+  std::optional<Waker> waker() {
+    std::lock_guard lock(m_mutex);
+    return m_waker;
+  }
+
+  int polls() const { return m_polls.load(std::memory_order_acquire); }
+  bool has_waiter() {
+    std::lock_guard lock(m_mutex);
+    return m_waker.has_value();
+  }
+
+ private:
+  std::mutex m_mutex;
+  bool m_open = false;
+  std::optional<Waker> m_waker;
+  std::atomic<int> m_polls{0};
+};
+
+/// Counts live instances; put one in a task's frame to see when the frame is destroyed.
+struct Tracked {
+  explicit Tracked(std::atomic<int>& live) : m_live(&live) { live.fetch_add(1); }
+  Tracked(Tracked&& other) noexcept : m_live(other.m_live) { m_live->fetch_add(1); }
+  Tracked(const Tracked&) = delete;
+  ~Tracked() { m_live->fetch_sub(1); }
+  std::atomic<int>* m_live;
+};
+
+/// Holds a worker busy until released, so a test can queue work behind it deterministically.
+/// The spin is bounded: a test that never releases it fails instead of hanging.
+class Blocker {
+ public:
+  Task<void> occupy() {
+    m_running.store(true, std::memory_order_release);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!m_released.load(std::memory_order_acquire) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    co_return;
+  }
+  bool wait_running() {
+    return eventually([this] { return m_running.load(std::memory_order_acquire); });
+  }
+  void release() { m_released.store(true, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> m_running{false};
+  std::atomic<bool> m_released{false};
+};
+
+}  // namespace weft::test
