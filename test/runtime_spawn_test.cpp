@@ -1,1 +1,213 @@
 #include <doctest/doctest.h>
+
+#include <pthread.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace weft;
+using weft::test::eventually;
+using weft::test::Gate;
+
+namespace {
+
+Task<int> value(int v) { co_return v; }
+
+Task<void> count_up(std::atomic<int>* counter) {
+  counter->fetch_add(1, std::memory_order_relaxed);
+  co_return;
+}
+
+Task<void> fail(std::string message) {
+  throw std::runtime_error(message);
+  co_return;
+}
+
+Task<void> spin_with_yields(std::atomic<bool>* stop) {
+  while (!stop->load(std::memory_order_acquire)) co_await yield_now();
+}
+
+Task<int> spawn_many_and_count(int tasks) {
+  std::atomic<int> counter{0};
+  std::vector<JoinHandle<void>> handles;
+  handles.reserve(static_cast<std::size_t>(tasks));
+  for (int i = 0; i < tasks; ++i) handles.push_back(spawn(count_up(&counter)));
+  for (auto& handle : handles) co_await handle;
+  co_return counter.load();
+}
+
+}  // namespace
+
+TEST_SUITE("spawn") {
+  TEST_CASE("block_on returns the task's value") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    CHECK(runtime.block_on(value(7)) == 7);
+  }
+
+  TEST_CASE("a task spawned from a non-worker thread runs while the runtime is idle") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    std::atomic<int> counter{0};
+    auto handle = runtime.spawn(count_up(&counter));
+    handle.join();
+    CHECK(counter == 1);
+  }
+
+  TEST_CASE("a task spawned from a non-worker thread runs while the runtime is loaded") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    std::atomic<bool> stop{false};
+    std::vector<JoinHandle<void>> load;
+    for (int i = 0; i < 8; ++i) load.push_back(runtime.spawn(spin_with_yields(&stop)));
+    std::atomic<int> counter{0};
+    std::vector<std::thread> spawners;
+    for (int t = 0; t < 3; ++t) {
+      spawners.emplace_back([&] {
+        for (int i = 0; i < 1000; ++i) runtime.spawn(count_up(&counter));
+      });
+    }
+    for (auto& thread : spawners) thread.join();
+    CHECK(eventually([&] { return counter.load() == 3000; }));
+    stop.store(true, std::memory_order_release);
+    for (auto& handle : load) handle.join();
+  }
+
+  TEST_CASE("a million spawned tasks all run") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    CHECK(runtime.block_on(spawn_many_and_count(1'000'000)) == 1'000'000);
+  }
+
+  TEST_CASE("a task's exception propagates to join") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto handle = runtime.spawn(fail("from the task"));
+    CHECK_THROWS_WITH_AS(handle.join(), "from the task", std::runtime_error);
+  }
+
+  TEST_CASE("a task's exception propagates to a task awaiting its handle") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto awaiter = []() -> Task<std::string> {
+      try {
+        co_await spawn(fail("inner"));
+      } catch (const std::runtime_error& e) {
+        co_return std::string(e.what());
+      }
+      co_return std::string("no exception");
+    };
+    CHECK(runtime.block_on(awaiter()) == "inner");
+  }
+
+  TEST_CASE("an exception escaping a detached task reaches the handler and the worker lives") {
+    std::atomic<int> reported{0};
+    std::string message;
+    RuntimeOptions options{.workers = 1};
+    options.on_unhandled_exception = [&](std::exception_ptr error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        message = e.what();
+      }
+      reported.fetch_add(1, std::memory_order_release);
+    };
+    Runtime runtime(std::move(options));
+    runtime.spawn(fail("detached failure"));  // the handle is dropped at once
+    CHECK(eventually([&] { return reported.load(std::memory_order_acquire) == 1; }));
+    CHECK(message == "detached failure");
+    CHECK(runtime.block_on(value(3)) == 3);  // the single worker still serves
+  }
+
+  TEST_CASE("an exception in a task whose handle is dropped after it finished is reported") {
+    std::atomic<int> reported{0};
+    RuntimeOptions options{.workers = 1};
+    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    Runtime runtime(std::move(options));
+    {
+      auto handle = runtime.spawn(fail("late"));
+      CHECK(eventually([&] { return handle.is_finished(); }));
+    }
+    CHECK(reported == 1);
+  }
+
+  TEST_CASE("an exception the joiner received is not reported again") {
+    std::atomic<int> reported{0};
+    RuntimeOptions options{.workers = 1};
+    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    Runtime runtime(std::move(options));
+    CHECK_THROWS(runtime.block_on(fail("seen")));
+    runtime.shutdown();
+    CHECK(reported == 0);
+  }
+
+  TEST_CASE("weft::spawn outside a runtime throws logic_error and destroys the task") {
+    std::atomic<int> live{0};
+    auto body = [](weft::test::Tracked) -> Task<void> { co_return; };
+    CHECK_THROWS_AS(spawn(body(weft::test::Tracked(live))), std::logic_error);
+    CHECK(live == 0);
+  }
+
+  TEST_CASE("joining on a worker thread throws logic_error instead of blocking it") {
+    Runtime runtime(RuntimeOptions{.workers = 1});
+    auto body = []() -> Task<bool> {
+      auto inner = spawn(value(1));
+      try {
+        (void)inner.join();
+      } catch (const std::logic_error&) {
+        co_return true;
+      }
+      co_return false;
+    };
+    CHECK(runtime.block_on(body()));
+  }
+
+  TEST_CASE("workers are named with the prefix and run the start and stop hooks once each") {
+    std::atomic<int> started{0};
+    std::atomic<int> stopped{0};
+    RuntimeOptions options{.workers = 2, .thread_name_prefix = "tst"};
+    options.on_thread_start = [&] { started.fetch_add(1); };
+    options.on_thread_stop = [&] { stopped.fetch_add(1); };
+    {
+      Runtime runtime(std::move(options));
+      auto name = []() -> Task<std::string> {
+        char buffer[16] = {};
+        pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+        co_return std::string(buffer);
+      };
+      std::string worker_name = runtime.block_on(name());
+      CHECK(worker_name.rfind("tst-", 0) == 0);
+      CHECK(runtime.workers() == 2);
+    }
+    CHECK(started == 2);
+    CHECK(stopped == 2);
+  }
+
+  TEST_CASE("a throwing thread hook is reported and the worker still runs tasks") {
+    std::atomic<int> reported{0};
+    RuntimeOptions options{.workers = 1};
+    options.on_thread_start = [] { throw std::runtime_error("hook"); };
+    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    Runtime runtime(std::move(options));
+    CHECK(runtime.block_on(value(9)) == 9);
+    CHECK(reported == 1);
+  }
+
+  TEST_CASE("a runtime defaults to one worker per hardware thread") {
+    Runtime runtime;
+    unsigned cores = std::thread::hardware_concurrency();
+    CHECK(runtime.workers() == (cores == 0 ? 1 : cores));
+  }
+
+  TEST_CASE("a task awaiting a gate opened by another thread resumes") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    Gate gate;
+    auto body = [&]() -> Task<int> {
+      co_await gate.wait();
+      co_return 11;
+    };
+    auto handle = runtime.spawn(body());
+    REQUIRE(eventually([&] { return gate.has_waiter(); }));
+    gate.open();
+    CHECK(handle.join() == 11);
+  }
+}

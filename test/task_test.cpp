@@ -11,6 +11,8 @@ using weft::test::Tracked;
 
 namespace {
 
+constexpr int k_chain = 1'000'000;
+
 /// Polls a task by hand, as the runtime would, with a waker that does nothing.
 template <class T>
 Poll<T> poll_once(Task<T>& task) {
@@ -94,7 +96,7 @@ TEST_SUITE("task") {
   TEST_CASE("a million synchronous completions in a loop do not overflow the stack") {
     auto loop = []() -> Task<int> {
       int count = 0;
-      for (int i = 0; i < 1'000'000; ++i) {
+      for (int i = 0; i < k_chain; ++i) {
         co_await sync_void();
         ++count;
       }
@@ -103,14 +105,14 @@ TEST_SUITE("task") {
     Task<int> task = loop();
     auto poll = poll_once(task);
     REQUIRE(poll.is_ready());
-    CHECK(poll.take() == 1'000'000);
+    CHECK(poll.take() == k_chain);
   }
 
   TEST_CASE("a chain of a million nested awaits completes without overflowing the stack") {
-    Task<int> task = nested(1'000'000);
+    Task<int> task = nested(k_chain);
     auto poll = poll_once(task);
     REQUIRE(poll.is_ready());
-    CHECK(poll.take() == 1'000'000);
+    CHECK(poll.take() == k_chain);
   }
 
   TEST_CASE("a pending leaf suspends the task until a later poll finds it ready") {

@@ -1,1 +1,215 @@
-int main(){}
+// weft-bench: scheduler micro-benchmarks with the same shapes as the peer anchors
+// (shared/anchors/{tokio,go,tbb}-sched-bench), so the numbers can be set side by side.
+//   spawn_many_local  : a task spawns 10,000 tasks; each decrements a counter; last signals
+//   spawn_many_remote : the same 10,000 spawns from a thread outside the runtime
+//   yield_many        : 200 tasks each yield 1,000 times
+//   ping_pong         : 1,000 rounds; each round spawns a task that spawns a pair
+//                       exchanging one message each way over oneshot channels
+//   chained_spawn     : a chain of 1,000 tasks, each spawning the next
+// Each benchmark runs 3 times to warm up, then REPS times; it prints `NAME median-ns-per-unit`.
+//
+// Usage: weft-bench [FILTER]   runs the benchmarks whose name contains FILTER.
+// WORKERS sets the number of worker threads (default 2), as in the Tokio anchor.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "weft.hpp"
+
+namespace {
+
+constexpr std::size_t k_default_workers = 2;
+constexpr int k_warmup_runs = 3;
+
+constexpr std::size_t k_spawn = 10'000;
+constexpr std::size_t k_yield_tasks = 200;
+constexpr std::size_t k_yields_per_task = 1'000;
+constexpr std::size_t k_ping_pong_rounds = 1'000;
+constexpr std::size_t k_chain = 1'000;
+
+/// Tells the main thread that tasks have finished, standing in for the anchors' std
+/// sync_channel<()> / Go `chan struct{}`: every send is counted and one recv consumes one send.
+/// The receiver spins briefly and then sleeps on a futex, and a send costs one RMW plus a check
+/// for sleepers, which is what those channels cost too, so the measurement is no cheaper.
+class DoneSignal {
+ public:
+  /// Any thread.
+  void send() noexcept {
+    // release: the sender's work is visible to the receiver; pairs with the acquire in recv().
+    m_sent.fetch_add(1, std::memory_order_release);
+    m_sent.notify_one();
+  }
+
+  /// Main thread only; blocks until one send has not been consumed yet, then consumes it.
+  void recv() noexcept {
+    // acquire: pairs with the release in send().
+    std::uint32_t sent = m_sent.load(std::memory_order_acquire);
+    for (;;) {
+      if (sent == 0) {
+        m_sent.wait(0, std::memory_order_acquire);
+        sent = m_sent.load(std::memory_order_acquire);
+        continue;
+      }
+      // acquire: as above; on failure `sent` is reloaded and the loop retries.
+      if (m_sent.compare_exchange_weak(sent, sent - 1, std::memory_order_acquire,
+                                       std::memory_order_acquire)) {
+        return;
+      }
+    }
+  }
+
+ private:
+  std::atomic<std::uint32_t> m_sent{0};
+};
+
+/// What the spawn and chain benchmarks share with their tasks. It is created before the
+/// runtime, so it outlives every task; tasks hold a plain pointer to it, as the Go and TBB
+/// anchors use shared variables (the Tokio anchor clones an Arc per task instead).
+struct Shared {
+  std::atomic<std::size_t> remaining{0};
+  DoneSignal done;
+};
+
+std::string_view g_filter;
+
+template <class F>
+void bench(std::string_view name, std::size_t units, int reps, F run) {
+  if (name.find(g_filter) == std::string_view::npos) return;
+  for (int i = 0; i < k_warmup_runs; ++i) run();
+  std::vector<double> per_unit;
+  per_unit.reserve(static_cast<std::size_t>(reps));
+  for (int i = 0; i < reps; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    run();
+    std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
+    per_unit.push_back(elapsed.count() / static_cast<double>(units));
+  }
+  std::sort(per_unit.begin(), per_unit.end());
+  // The upper median for an even count, as the anchors take v[len / 2].
+  std::printf("%.*s %.1f\n", static_cast<int>(name.size()), name.data(),
+              per_unit[per_unit.size() / 2]);
+  std::fflush(stdout);
+}
+
+// --- spawn_many_local / spawn_many_remote ---------------------------------------------------
+
+weft::Task<void> count_down(Shared* shared) {
+  // relaxed: only the count matters; the signal's release/acquire orders the rest.
+  if (shared->remaining.fetch_sub(1, std::memory_order_relaxed) == 1) shared->done.send();
+  co_return;
+}
+
+weft::Task<void> spawn_many(Shared* shared) {
+  // The handles are dropped at once: the tasks run detached, as the anchors' do.
+  for (std::size_t i = 0; i < k_spawn; ++i) weft::spawn(count_down(shared));
+  co_return;
+}
+
+// --- yield_many -----------------------------------------------------------------------------
+
+weft::Task<void> yield_many(Shared* shared) {
+  for (std::size_t i = 0; i < k_yields_per_task; ++i) co_await weft::yield_now();
+  shared->done.send();
+}
+
+// --- ping_pong ------------------------------------------------------------------------------
+
+/// One ping_pong run's completion; shared by its round tasks the way the Tokio anchor shares
+/// an Arc<Mutex<Option<Sender>>>, since the last round may still hold it after the run ends.
+struct PingPongRun {
+  std::atomic<std::size_t> remaining{k_ping_pong_rounds};
+  std::mutex mutex;
+  std::optional<weft::OneshotSender<void>> done;
+};
+
+weft::Task<void> pong(weft::OneshotReceiver<void> ping, weft::OneshotSender<void> reply) {
+  co_await ping;
+  reply.send();
+}
+
+weft::Task<void> ping_pong_round(std::shared_ptr<PingPongRun> run) {
+  auto [ping_tx, ping_rx] = weft::oneshot<void>();
+  auto [pong_tx, pong_rx] = weft::oneshot<void>();
+  weft::spawn(pong(std::move(ping_rx), std::move(pong_tx)));
+  ping_tx.send();
+  co_await pong_rx;
+  // relaxed: only the count matters; the oneshot orders the completion.
+  if (run->remaining.fetch_sub(1, std::memory_order_relaxed) == 1) {
+    std::lock_guard lock(run->mutex);
+    run->done->send();
+  }
+}
+
+weft::Task<void> wait_for(weft::OneshotReceiver<void> done) { co_await done; }
+
+// --- chained_spawn --------------------------------------------------------------------------
+
+weft::Task<void> chain_link(Shared* shared, std::size_t n) {
+  if (n == 0) {
+    shared->done.send();
+  } else {
+    weft::spawn(chain_link(shared, n - 1));
+  }
+  co_return;
+}
+
+std::size_t workers_from_env() {
+  const char* text = std::getenv("WORKERS");
+  if (text == nullptr) return k_default_workers;
+  char* end = nullptr;
+  unsigned long value = std::strtoul(text, &end, 10);
+  return (end == text || *end != '\0' || value == 0) ? k_default_workers : value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1) g_filter = argv[1];
+  // Declared before the runtime so that it outlives every task (see Shared).
+  Shared shared;
+  weft::Runtime rt(weft::RuntimeOptions{.workers = workers_from_env()});
+
+  bench("spawn_many_local", k_spawn, 50, [&] {
+    shared.remaining.store(k_spawn, std::memory_order_relaxed);
+    // One spawn from outside, whose task then spawns locally: Tokio's block_on here only
+    // spawns the outer task and returns, so the main thread does no extra join.
+    rt.spawn(spawn_many(&shared));
+    shared.done.recv();
+  });
+
+  bench("spawn_many_remote", k_spawn, 50, [&] {
+    shared.remaining.store(k_spawn, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < k_spawn; ++i) rt.spawn(count_down(&shared));
+    shared.done.recv();
+  });
+
+  bench("yield_many", k_yield_tasks * k_yields_per_task, 20, [&] {
+    for (std::size_t i = 0; i < k_yield_tasks; ++i) rt.spawn(yield_many(&shared));
+    for (std::size_t i = 0; i < k_yield_tasks; ++i) shared.done.recv();
+  });
+
+  bench("ping_pong", k_ping_pong_rounds, 50, [&] {
+    auto run = std::make_shared<PingPongRun>();
+    auto [done_tx, done_rx] = weft::oneshot<void>();
+    run->done.emplace(std::move(done_tx));
+    // Tokio's block_on polls its future on the calling thread, so its rounds are spawned
+    // from outside the workers; spawn them from here too, then wait for the last one.
+    for (std::size_t i = 0; i < k_ping_pong_rounds; ++i) rt.spawn(ping_pong_round(run));
+    rt.block_on(wait_for(std::move(done_rx)));
+  });
+
+  bench("chained_spawn", k_chain, 50, [&] {
+    rt.spawn(chain_link(&shared, k_chain));
+    shared.done.recv();
+  });
+  return 0;
+}

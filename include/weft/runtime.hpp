@@ -26,11 +26,11 @@ struct RuntimeOptions {
   std::string thread_name_prefix = "weft-worker";
   /// Run on each worker thread as it starts and before it exits. Exceptions are reported to
   /// on_unhandled_exception and otherwise ignored.
-  std::function<void()> on_thread_start;
-  std::function<void()> on_thread_stop;
+  std::function<void()> on_thread_start{};
+  std::function<void()> on_thread_stop{};
   /// Receives exceptions that escape detached tasks (and hooks). The default prints one line
   /// on stderr. It runs on whichever thread dropped the result; it must not throw.
-  std::function<void(std::exception_ptr)> on_unhandled_exception;
+  std::function<void(std::exception_ptr)> on_unhandled_exception{};
 };
 
 class Runtime {

@@ -1,8 +1,8 @@
 // weft::Task<T>: a lazily started, move-only coroutine.
 //
-// - `co_await task` inside another Task runs it like a call: control passes to the child by
-//   symmetric transfer and back the same way, so a long chain of synchronous completions uses
-//   no stack.
+// - `co_await task` inside another Task runs it like a call: control passes to the child and
+//   back through the root's trampoline (detail/promise.hpp), so a chain of synchronous
+//   completions of any length uses constant stack.
 // - A Task is also a Future: polling it drives its chain of nested tasks and leaf futures.
 //   This is how the runtime runs a spawned task, and how combinators run several at once.
 // - Its result is a value or an exception, rethrown at co_await (or by poll).
@@ -68,10 +68,9 @@ class TaskAwaiter {
   explicit TaskAwaiter(std::coroutine_handle<TaskPromise<T>> child, RootState& root) noexcept
       : m_child(child), m_root(root) {}
   bool await_ready() const noexcept { return false; }
-  template <class Parent>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<Parent> parent) noexcept {
+  void await_suspend(std::coroutine_handle<> parent) noexcept {
     m_child.promise().start_as_child(&m_root, parent);
-    return m_child;
+    m_root.next = m_child;
   }
   T await_resume() { return m_child.promise().take_result(); }
 

@@ -3,14 +3,18 @@
 //
 // How a chain of coroutines is polled (see docs/design.md, "Tasks and futures"):
 // - A root is a Task polled as a Future: either the top-level task of a spawned task, or a
-//   task polled by a combinator. Its RootState records which coroutine to resume next and,
-//   when the chain is blocked on a leaf future, which leaf to poll first.
-// - `co_await child_task` transfers control to the child symmetrically; the child inherits
-//   the parent's root. At final_suspend the child transfers back to its parent.
+//   task polled by a combinator. Its RootState is a trampoline: it records the coroutine to
+//   resume next, and RootState::poll resumes coroutines in a loop until the chain finishes or
+//   blocks on a leaf future.
+// - `co_await child_task` suspends the parent and names the child as next; at final_suspend
+//   the child names its parent as next. Every transfer returns to the loop, so a chain of any
+//   length of synchronous completions uses constant stack in every build (symmetric transfer
+//   relies on the compiler emitting a tail call, which GCC at -O0 and under ASan or TSan
+//   does not).
 // - `co_await leaf` polls the leaf once; if pending, the awaiter registers itself as the
-//   root's leaf and the coroutine suspends back to the root's poll, which returns pending.
-//   The next poll of the root polls the leaf first and resumes the coroutine only when the
-//   leaf is ready, so a spurious wake never resumes a coroutine early.
+//   root's leaf and the loop ends with the poll pending. The next poll of the root polls the
+//   leaf first and resumes the coroutine only once the leaf is ready, so a spurious wake never
+//   resumes a coroutine early.
 // All of this state is touched only by the thread currently polling the root.
 #pragma once
 
@@ -33,9 +37,10 @@ void deallocate_frame(void* frame, std::size_t size) noexcept;
 struct RootState {
   using LeafPoll = bool (*)(void* awaiter, Context& cx) noexcept;
 
-  /// The coroutine to resume on the next poll (the root itself before the first poll).
-  std::coroutine_handle<> current;
-  /// Set while the chain waits on a leaf future: poll it before resuming `current`.
+  /// The coroutine the loop resumes next (the root itself before the first poll).
+  std::coroutine_handle<> next;
+  /// Set while the chain waits on a leaf future: poll it, then resume `blocked`.
+  std::coroutine_handle<> blocked;
   void* leaf = nullptr;
   LeafPoll leaf_poll = nullptr;
   /// The context of the poll in progress; valid only during a poll.
@@ -44,15 +49,18 @@ struct RootState {
 
   /// One poll of the whole chain. Returns true once the root coroutine has finished.
   bool poll(Context& context) {
-    cx = &context;
     if (leaf_poll != nullptr) {
       if (!leaf_poll(leaf, context)) return false;
       leaf_poll = nullptr;
       leaf = nullptr;
+      next = blocked;
     }
-    std::coroutine_handle<> next = current;
-    current = {};
-    next.resume();
+    cx = &context;
+    while (next) {
+      std::coroutine_handle<> current = next;
+      next = {};
+      current.resume();
+    }
     cx = nullptr;
     return done;
   }
@@ -70,11 +78,13 @@ class PromiseBase {
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
     template <class Promise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+    void await_suspend(std::coroutine_handle<Promise> self) noexcept {
       PromiseBase& promise = self.promise();
-      if (promise.m_continuation) return promise.m_continuation;
-      promise.m_root->done = true;
-      return std::noop_coroutine();
+      if (promise.m_continuation) {
+        promise.m_root->next = promise.m_continuation;
+      } else {
+        promise.m_root->done = true;
+      }
     }
     void await_resume() const noexcept {}
   };
@@ -85,7 +95,7 @@ class PromiseBase {
   /// Makes this task the root of its chain; `self` is this promise's coroutine.
   void start_as_root(std::coroutine_handle<> self) noexcept {
     m_root = &m_root_state;
-    m_root_state.current = self;
+    m_root_state.next = self;
   }
   void start_as_child(RootState* root, std::coroutine_handle<> continuation) noexcept {
     m_root = root;
@@ -125,7 +135,7 @@ class FutureAwaiter {
   void await_suspend(std::coroutine_handle<> self) noexcept {
     m_root.leaf = this;
     m_root.leaf_poll = &FutureAwaiter::poll_leaf;
-    m_root.current = self;
+    m_root.blocked = self;
   }
 
   Output await_resume() {

@@ -1,0 +1,41 @@
+# The entry points. `make run` and `make test` are all a new user needs on Debian 12 (as root):
+# each installs the missing packages, configures a release build and compiles what changed.
+BUILD ?= build
+MESON_TEST = meson test -C $(BUILD) --print-errorlogs --num-processes 1
+
+.PHONY: all deps build run test bench format check-format clean
+
+all: build
+
+deps:
+	@./.ci/deps
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --buildtype=release
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# The main app: the scheduler demo (the greeter takes its place once the I/O layer lands).
+run: build
+	./$(BUILD)/apps/demo/weft-demo
+
+# Every suite: the unit tests, then the stress suite.
+test: build
+	$(MESON_TEST) --suite unit
+	$(MESON_TEST) --suite stress
+
+# Scheduler benchmarks beside the peers in ../shared/anchors (see docs/benchmarks.md).
+bench: build
+	./apps/bench/run-peers.sh ./$(BUILD)/apps/bench/weft-bench
+
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null)
+
+format:
+	clang-format -i $(SOURCES)
+
+check-format:
+	clang-format --dry-run -Werror $(SOURCES)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan
