@@ -23,7 +23,9 @@ Task<int> guarded_wait(Tracked guard, Gate* gate, std::atomic<bool>* started) {
   co_return 1;
 }
 
-Task<int> guarded_value(Tracked /*guard*/, int value) { co_return value; }
+Task<int> guarded_value(Tracked /*guard*/, int value) {
+  co_return value;
+}
 
 }  // namespace
 

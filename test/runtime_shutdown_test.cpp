@@ -16,14 +16,19 @@ using weft::test::Tracked;
 
 namespace {
 
-Task<void> wait_on(Tracked /*guard*/, Gate* gate) { co_await gate->wait(); }
+Task<void> wait_on(Tracked /*guard*/, Gate* gate) {
+  co_await gate->wait();
+}
 
-Task<void> receive(Tracked /*guard*/, OneshotReceiver<int> receiver) { (void)co_await receiver; }
+Task<void> receive(Tracked /*guard*/, OneshotReceiver<int> receiver) {
+  (void)co_await receiver;
+}
 
 Task<void> respawn_forever(Tracked guard, std::atomic<long>* generations) {
   generations->fetch_add(1);
   spawn(respawn_forever(Tracked(*guard.m_live), generations));
-  for (;;) co_await yield_now();
+  for (;;)
+    co_await yield_now();
 }
 
 /// Spawns a task from its destructor, as cleanup code sometimes does.
@@ -48,14 +53,16 @@ TEST_SUITE("shutdown") {
       Blocker blocker;
       auto busy = runtime.spawn(blocker.occupy());
       REQUIRE(blocker.wait_running());
-      for (int i = 0; i < 100; ++i) handles.push_back(runtime.spawn(wait_on(Tracked(live), &gate)));
+      for (int i = 0; i < 100; ++i)
+        handles.push_back(runtime.spawn(wait_on(Tracked(live), &gate)));
       CHECK(live == 100);
       blocker.release();
       busy.join();
       runtime.shutdown();
       CHECK(live == 0);
     }
-    for (auto& handle : handles) CHECK_THROWS_AS(handle.join(), TaskCancelled);
+    for (auto& handle : handles)
+      CHECK_THROWS_AS(handle.join(), TaskCancelled);
   }
 
   TEST_CASE("shutdown cancels tasks sleeping on a waker and runs their destructors") {

@@ -16,7 +16,9 @@ using weft::test::Gate;
 
 namespace {
 
-Task<int> value(int v) { co_return v; }
+Task<int> value(int v) {
+  co_return v;
+}
 
 Task<void> count_up(std::atomic<int>* counter) {
   counter->fetch_add(1, std::memory_order_relaxed);
@@ -29,15 +31,18 @@ Task<void> fail(std::string message) {
 }
 
 Task<void> spin_with_yields(std::atomic<bool>* stop) {
-  while (!stop->load(std::memory_order_acquire)) co_await yield_now();
+  while (!stop->load(std::memory_order_acquire))
+    co_await yield_now();
 }
 
 Task<int> spawn_many_and_count(int tasks) {
   std::atomic<int> counter{0};
   std::vector<JoinHandle<void>> handles;
   handles.reserve(static_cast<std::size_t>(tasks));
-  for (int i = 0; i < tasks; ++i) handles.push_back(spawn(count_up(&counter)));
-  for (auto& handle : handles) co_await handle;
+  for (int i = 0; i < tasks; ++i)
+    handles.push_back(spawn(count_up(&counter)));
+  for (auto& handle : handles)
+    co_await handle;
   co_return counter.load();
 }
 
@@ -61,18 +66,22 @@ TEST_SUITE("spawn") {
     Runtime runtime(RuntimeOptions{.workers = 2});
     std::atomic<bool> stop{false};
     std::vector<JoinHandle<void>> load;
-    for (int i = 0; i < 8; ++i) load.push_back(runtime.spawn(spin_with_yields(&stop)));
+    for (int i = 0; i < 8; ++i)
+      load.push_back(runtime.spawn(spin_with_yields(&stop)));
     std::atomic<int> counter{0};
     std::vector<std::thread> spawners;
     for (int t = 0; t < 3; ++t) {
       spawners.emplace_back([&] {
-        for (int i = 0; i < 1000; ++i) runtime.spawn(count_up(&counter));
+        for (int i = 0; i < 1000; ++i)
+          runtime.spawn(count_up(&counter));
       });
     }
-    for (auto& thread : spawners) thread.join();
+    for (auto& thread : spawners)
+      thread.join();
     CHECK(eventually([&] { return counter.load() == 3000; }));
     stop.store(true, std::memory_order_release);
-    for (auto& handle : load) handle.join();
+    for (auto& handle : load)
+      handle.join();
   }
 
   TEST_CASE("a million spawned tasks all run") {

@@ -53,9 +53,8 @@ TEST_SUITE("oneshot") {
       co_return false;
     };
     auto handle = runtime.spawn(body(std::move(rx)));
-    std::thread dropper([sender = std::move(tx)]() mutable {
-      OneshotSender<int> gone = std::move(sender);
-    });
+    std::thread dropper(
+        [sender = std::move(tx)]() mutable { OneshotSender<int> gone = std::move(sender); });
     dropper.join();
     CHECK(handle.join());
   }

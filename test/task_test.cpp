@@ -21,16 +21,22 @@ Poll<T> poll_once(Task<T>& task) {
   return task.poll(cx);
 }
 
-Task<int> answer() { co_return 42; }
+Task<int> answer() {
+  co_return 42;
+}
 
-Task<int> add_one(Task<int> inner) { co_return 1 + co_await inner; }
+Task<int> add_one(Task<int> inner) {
+  co_return 1 + co_await inner;
+}
 
 Task<int> throws() {
   throw std::runtime_error("boom");
   co_return 0;
 }
 
-Task<void> sync_void() { co_return; }
+Task<void> sync_void() {
+  co_return;
+}
 
 Task<int> nested(int depth) {
   if (depth == 0) co_return 0;

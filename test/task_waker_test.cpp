@@ -23,12 +23,14 @@ enum class Waker_from { raw_thread, task };
 void wake_from(Waker_from from, Runtime& runtime, const Waker& waker, int times) {
   if (from == Waker_from::raw_thread) {
     std::thread thread([&] {
-      for (int i = 0; i < times; ++i) waker.wake_by_ref();
+      for (int i = 0; i < times; ++i)
+        waker.wake_by_ref();
     });
     thread.join();
   } else {
     auto body = [](Waker w, int n) -> Task<void> {
-      for (int i = 0; i < n; ++i) w.wake_by_ref();
+      for (int i = 0; i < n; ++i)
+        w.wake_by_ref();
       co_return;
     };
     runtime.spawn(body(waker, times)).join();
@@ -66,7 +68,7 @@ struct WokenDuringPoll {
 
 TEST_SUITE("waker") {
   TEST_CASE("the state word coalesces wakes and defers a wake during a poll") {
-    TaskState state;  // new: notified, not running
+    TaskState state;                                               // new: notified, not running
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // already scheduled
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // running: only NOTIFIED
@@ -212,10 +214,10 @@ TEST_SUITE("waker") {
       gate.open();
       handle.join();
     }
-    kept->wake_by_ref();      // the task is complete: nothing happens
-    Waker copy = *kept;       // cloning still works on the kept header
-    std::move(copy).wake();   // a consuming wake drops its reference
-    kept.reset();             // the last reference frees the task (LeakSanitizer checks)
+    kept->wake_by_ref();     // the task is complete: nothing happens
+    Waker copy = *kept;      // cloning still works on the kept header
+    std::move(copy).wake();  // a consuming wake drops its reference
+    kept.reset();            // the last reference frees the task (LeakSanitizer checks)
     CHECK_FALSE(kept.has_value());
   }
 
@@ -237,7 +239,8 @@ TEST_SUITE("waker") {
         }
       });
     }
-    for (auto& thread : threads) thread.join();
+    for (auto& thread : threads)
+      thread.join();
     gate.open();
     handle.join();
     CHECK(gate.polls() >= 2);

@@ -37,7 +37,8 @@ weft::Task<long> fan_out(int tasks, long per_task) {
     handles.push_back(weft::spawn(sum_range(i * per_task, (i + 1) * per_task)));
   }
   long total = 0;
-  for (auto& handle : handles) total += co_await handle;
+  for (auto& handle : handles)
+    total += co_await handle;
   co_return total;
 }
 
@@ -54,7 +55,8 @@ int main() {
   auto elapsed = std::chrono::steady_clock::now() - start;
 
   long expected = 0;
-  for (long i = 0; i < tasks * per_task; ++i) expected += i;
+  for (long i = 0; i < tasks * per_task; ++i)
+    expected += i;
   std::printf("%d tasks summed the integers below %ld: %ld (%s) in %.1f ms\n", tasks,
               tasks * per_task, total, total == expected ? "correct" : "WRONG",
               std::chrono::duration<double, std::milli>(elapsed).count());

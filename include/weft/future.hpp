@@ -20,7 +20,7 @@ struct IsPoll<Poll<T>> : std::true_type {};
 
 template <class F>
 concept Future = requires(F& future, Context& cx) {
-  { future.poll(cx) };
+  {future.poll(cx)};
   requires detail::IsPoll<decltype(future.poll(cx))>::value;
 };
 

@@ -51,7 +51,9 @@ class [[nodiscard]] Poll<void> {
 };
 
 /// `return weft::ready();` for a Poll<void>.
-constexpr Poll<void> ready() noexcept { return Poll<void>{}; }
+constexpr Poll<void> ready() noexcept {
+  return Poll<void>{};
+}
 
 template <class T>
 constexpr Poll<std::decay_t<T>> ready(T&& value) {

@@ -39,10 +39,8 @@ template <class T>
 class TaskPromiseStorage : public PromiseBase {
  public:
   template <class U>
-    requires std::is_convertible_v<U&&, T>
-  void return_value(U&& value) {
-    m_value.emplace(std::forward<U>(value));
-  }
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) { m_value.emplace(std::forward<U>(value)); }
   /// The result: the value, or the exception rethrown. Call once, after completion.
   T take_result() {
     if (m_exception) std::rethrow_exception(take_exception());
@@ -94,14 +92,13 @@ class TaskPromise final : public TaskPromiseStorage<T> {
   }
 
   template <class F>
-    requires(Future<std::remove_reference_t<F>> && !IsTask<std::remove_cvref_t<F>>::value)
-  FutureAwaiter<std::remove_reference_t<F>> await_transform(F&& future) noexcept {
-    return FutureAwaiter<std::remove_reference_t<F>>(future, this->root());
-  }
+  requires(Future<std::remove_reference_t<F>> && !IsTask<std::remove_cvref_t<F>>::value)
+      FutureAwaiter<std::remove_reference_t<F>> await_transform(F&& future)
+  noexcept { return FutureAwaiter<std::remove_reference_t<F>>(future, this->root()); }
 
   template <class A>
-    requires(!Future<std::remove_reference_t<A>> && !IsTask<std::remove_cvref_t<A>>::value)
-  void await_transform(A&&) {
+  requires(!Future<std::remove_reference_t<A>> &&
+           !IsTask<std::remove_cvref_t<A>>::value) void await_transform(A&&) {
     static_assert(sizeof(A) == 0,
                   "weft::Task can only co_await a weft::Task or a weft::Future "
                   "(an object with poll(weft::Context&) -> weft::Poll<T>)");

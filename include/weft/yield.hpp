@@ -21,6 +21,8 @@ class YieldNow {
   bool m_yielded = false;
 };
 
-[[nodiscard]] inline YieldNow yield_now() noexcept { return {}; }
+[[nodiscard]] inline YieldNow yield_now() noexcept {
+  return {};
+}
 
 }  // namespace weft

@@ -18,6 +18,8 @@ void Runtime::shutdown() {
   m_core->shutdown();
 }
 
-std::size_t Runtime::workers() const noexcept { return m_core->worker_count(); }
+std::size_t Runtime::workers() const noexcept {
+  return m_core->worker_count();
+}
 
 }  // namespace weft

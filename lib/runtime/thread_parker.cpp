@@ -33,18 +33,24 @@ const void* signal_clone(const void* data) noexcept {
   return data;
 }
 
-void signal_wake_by_ref(const void* data) noexcept { signal_of(data)->parker.unpark(); }
+void signal_wake_by_ref(const void* data) noexcept {
+  signal_of(data)->parker.unpark();
+}
 
 void signal_wake(const void* data) noexcept {
   signal_wake_by_ref(data);
   signal_release(signal_of(data));
 }
 
-void signal_drop(const void* data) noexcept { signal_release(signal_of(data)); }
+void signal_drop(const void* data) noexcept {
+  signal_release(signal_of(data));
+}
 
 constexpr WakerVTable k_signal_vtable{signal_clone, signal_wake, signal_wake_by_ref, signal_drop};
 
-const void* noop_clone(const void* data) noexcept { return data; }
+const void* noop_clone(const void* data) noexcept {
+  return data;
+}
 void noop(const void*) noexcept {}
 constexpr WakerVTable k_noop_vtable{noop_clone, noop, noop, noop};
 
@@ -54,12 +60,16 @@ ThreadParker::ThreadParker() : m_waker(new Signal(), &k_signal_vtable) {}
 
 ThreadParker::~ThreadParker() = default;
 
-void ThreadParker::park() noexcept { signal_of(m_waker.data())->parker.park(); }
+void ThreadParker::park() noexcept {
+  signal_of(m_waker.data())->parker.park();
+}
 
 }  // namespace weft::detail
 
 namespace weft {
 
-Waker noop_waker() noexcept { return Waker(nullptr, &detail::k_noop_vtable); }
+Waker noop_waker() noexcept {
+  return Waker(nullptr, &detail::k_noop_vtable);
+}
 
 }  // namespace weft

@@ -119,7 +119,8 @@ void Core::report_exception(std::exception_ptr error) noexcept {
 }
 
 void Core::drain_inject() noexcept {
-  while (TaskHeader* task = m_inject.pop()) release_task(task);
+  while (TaskHeader* task = m_inject.pop())
+    release_task(task);
 }
 
 void Core::shutdown() {
@@ -128,7 +129,8 @@ void Core::shutdown() {
 
   // release: pairs with the acquire in is_shutdown(); workers finish their current poll.
   m_shutdown.store(true, std::memory_order_release);
-  for (auto& worker : m_workers) worker->parker().unpark();
+  for (auto& worker : m_workers)
+    worker->parker().unpark();
   for (auto& thread : m_threads) {
     if (thread.joinable()) thread.join();
   }

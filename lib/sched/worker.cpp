@@ -27,13 +27,19 @@ void run_hook(Core& core, const std::function<void()>& hook) noexcept {
 
 }  // namespace
 
-Worker* current_worker() noexcept { return t_current_worker; }
+Worker* current_worker() noexcept {
+  return t_current_worker;
+}
 
-Core* current_core() noexcept { return t_context_core; }
+Core* current_core() noexcept {
+  return t_context_core;
+}
 
 CoreContextGuard::CoreContextGuard(Core* core) noexcept
     : m_previous(std::exchange(t_context_core, core)) {}
-CoreContextGuard::~CoreContextGuard() { t_context_core = m_previous; }
+CoreContextGuard::~CoreContextGuard() {
+  t_context_core = m_previous;
+}
 
 Worker::Worker(Core& core, std::size_t index)
     : m_core(core),
@@ -82,7 +88,8 @@ TaskHeader* Worker::pull_from_inject() {
   std::size_t want = std::min<std::size_t>(k_inject_batch, room);
   std::size_t n = want == 0 ? 0 : m_core.inject().pop_batch(m_inject_token, batch, want);
   if (n == 0) return nullptr;
-  for (std::size_t i = 1; i < n; ++i) push_back(batch[i]);
+  for (std::size_t i = 1; i < n; ++i)
+    push_back(batch[i]);
   if (n > 1) m_core.notify_parked_local();
   return batch[0];
 }
@@ -132,9 +139,8 @@ void Worker::schedule_local(TaskHeader* task, bool is_yield) noexcept {
 }
 
 void Worker::push_back(TaskHeader* task) noexcept {
-  m_queue.push_back(task, [this](std::span<TaskHeader*> overflow) {
-    m_core.inject().push_batch(overflow);
-  });
+  m_queue.push_back(
+      task, [this](std::span<TaskHeader*> overflow) { m_core.inject().push_batch(overflow); });
 }
 
 void Worker::park() {

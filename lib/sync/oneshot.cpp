@@ -61,8 +61,7 @@ OneshotCore::RecvStatus OneshotCore::poll_recv(Context& cx) {
     if (m_receiver_waker->will_wake(cx.waker())) return RecvStatus::pending;
     // Take the slot back to replace the waker; fails if the sender finished meanwhile.
     // acquire on failure: pairs with the sender's release.
-    while (!m_state.compare_exchange_weak(state, state & ~k_waker_set,
-                                          std::memory_order_relaxed,
+    while (!m_state.compare_exchange_weak(state, state & ~k_waker_set, std::memory_order_relaxed,
                                           std::memory_order_acquire)) {
       if ((state & k_finished) != 0) return finished(state);
     }

@@ -42,7 +42,9 @@ void report_if_unobserved(TaskHeader* task) noexcept {
   }
 }
 
-void destroy_frame(TaskHeader* task) noexcept { task->frame_handle().destroy(); }
+void destroy_frame(TaskHeader* task) noexcept {
+  task->frame_handle().destroy();
+}
 
 /// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING, and
 /// drops `extra_refs` references besides the owned list's.
@@ -62,7 +64,9 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noex
   if (refs != 0) release_task(task, refs);
 }
 
-void schedule(TaskHeader* task, bool is_yield) noexcept { task->core->schedule(task, is_yield); }
+void schedule(TaskHeader* task, bool is_yield) noexcept {
+  task->core->schedule(task, is_yield);
+}
 
 const void* waker_clone(const void* data) noexcept {
   static_cast<TaskHeader*>(const_cast<void*>(data))->state.ref_inc();
@@ -183,8 +187,7 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
 
 void check_may_block(const char* what) {
   if (current_worker() != nullptr) {
-    throw std::logic_error(std::string(what) +
-                           " would block a runtime worker; co_await instead");
+    throw std::logic_error(std::string(what) + " would block a runtime worker; co_await instead");
   }
 }
 
@@ -206,7 +209,9 @@ JoinStatus join_poll(TaskHeader* task, Context& cx) {
   return JoinStatus::pending;
 }
 
-PromiseBase& promise_of(TaskHeader* task) noexcept { return *task->promise; }
+PromiseBase& promise_of(TaskHeader* task) noexcept {
+  return *task->promise;
+}
 
 void join_drop(TaskHeader* task) noexcept {
   if (task->state.drop_join_interest() && !task->frame_destroyed) {
@@ -222,6 +227,8 @@ void abort_task(TaskHeader* task) noexcept {
   }
 }
 
-bool is_finished(const TaskHeader* task) noexcept { return task->state.is_complete(); }
+bool is_finished(const TaskHeader* task) noexcept {
+  return task->state.is_complete();
+}
 
 }  // namespace weft::detail

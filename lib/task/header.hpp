@@ -46,8 +46,8 @@ struct TaskHeader {
 
 /// Bytes reserved in front of every coroutine frame; a multiple of the default new alignment.
 inline constexpr std::size_t k_frame_prefix =
-    (sizeof(TaskHeader) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) /
-    __STDCPP_DEFAULT_NEW_ALIGNMENT__ * __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    (sizeof(TaskHeader) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) / __STDCPP_DEFAULT_NEW_ALIGNMENT__ *
+    __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
 inline void* TaskHeader::frame() noexcept {
   return reinterpret_cast<std::byte*>(this) + k_frame_prefix;

@@ -49,18 +49,18 @@ class TaskState {
   /// A new task: referenced by the owned list, the JoinHandle and its first scheduling.
   static constexpr Word k_initial = 3 * k_ref_one | k_join_interest | k_notified;
 
-  enum class [[nodiscard]] RunAction {
-    poll,    ///< poll the frame
-    cancel,  ///< destroy the frame and complete as cancelled
+  enum class [[nodiscard]] RunAction{
+      poll,    ///< poll the frame
+      cancel,  ///< destroy the frame and complete as cancelled
   };
-  enum class [[nodiscard]] IdleAction {
-    idle,      ///< parked until a wake; the notified reference was dropped
-    requeue,   ///< woken while running: schedule again, keeping the notified reference
+  enum class [[nodiscard]] IdleAction{
+      idle,     ///< parked until a wake; the notified reference was dropped
+      requeue,  ///< woken while running: schedule again, keeping the notified reference
   };
-  enum class [[nodiscard]] WakeAction {
-    nothing,     ///< nothing more to do
-    submit,      ///< the caller now holds the notified reference and must schedule the task
-    deallocate,  ///< the caller dropped the last reference and must free the task
+  enum class [[nodiscard]] WakeAction{
+      nothing,     ///< nothing more to do
+      submit,      ///< the caller now holds the notified reference and must schedule the task
+      deallocate,  ///< the caller dropped the last reference and must free the task
   };
 
   TaskState() noexcept : m_word(k_initial) {}

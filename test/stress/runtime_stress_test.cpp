@@ -31,13 +31,16 @@ Task<void> count_up(std::atomic<int>* counter) {
 Task<int> fan_out(int tasks) {
   std::atomic<int> counter{0};
   std::vector<JoinHandle<void>> handles;
-  for (int i = 0; i < tasks; ++i) handles.push_back(spawn(count_up(&counter)));
-  for (auto& handle : handles) co_await handle;
+  for (int i = 0; i < tasks; ++i)
+    handles.push_back(spawn(count_up(&counter)));
+  for (auto& handle : handles)
+    co_await handle;
   co_return counter.load();
 }
 
 Task<int> yielder(Tracked /*guard*/, int yields) {
-  for (int i = 0; i < yields; ++i) co_await yield_now();
+  for (int i = 0; i < yields; ++i)
+    co_await yield_now();
   co_return yields;
 }
 
@@ -68,12 +71,15 @@ TEST_SUITE("stress") {
       for (int t = 0; t < 3; ++t) {
         threads.emplace_back([&] {
           std::vector<JoinHandle<void>> handles;
-          for (int i = 0; i < 2000; ++i) handles.push_back(runtime.spawn(count_up(&counter)));
-          for (auto& handle : handles) handle.join();
+          for (int i = 0; i < 2000; ++i)
+            handles.push_back(runtime.spawn(count_up(&counter)));
+          for (auto& handle : handles)
+            handle.join();
         });
       }
       CHECK(runtime.block_on(fan_out(5000)) == 5000);
-      for (auto& thread : threads) thread.join();
+      for (auto& thread : threads)
+        thread.join();
       CHECK(counter == 11000);
     }
   }
@@ -92,11 +98,13 @@ TEST_SUITE("stress") {
       std::vector<std::thread> wakers;
       for (int t = 0; t < 3; ++t) {
         wakers.emplace_back([&] {
-          for (int i = 0; i < 50; ++i) gate.wake_without_opening();
+          for (int i = 0; i < 50; ++i)
+            gate.wake_without_opening();
         });
       }
       gate.open();
-      for (auto& thread : wakers) thread.join();
+      for (auto& thread : wakers)
+        thread.join();
       handle.join();
       CHECK(completions == 1);
     }
@@ -108,9 +116,11 @@ TEST_SUITE("stress") {
       {
         Runtime runtime(RuntimeOptions{.workers = 2});
         std::vector<JoinHandle<int>> handles;
-        for (int i = 0; i < 200; ++i) handles.push_back(runtime.spawn(yielder(Tracked(live), i)));
+        for (int i = 0; i < 200; ++i)
+          handles.push_back(runtime.spawn(yielder(Tracked(live), i)));
         std::thread aborter([&] {
-          for (std::size_t i = 0; i < handles.size(); i += 2) handles[i].abort();
+          for (std::size_t i = 0; i < handles.size(); i += 2)
+            handles[i].abort();
         });
         aborter.join();
         int values = 0;
@@ -151,7 +161,8 @@ TEST_SUITE("stress") {
         for (int t = 0; t < 2; ++t) {
           wakers.emplace_back([&] {
             for (int round = 0; round < 200 && !stop.load(); ++round) {
-              for (auto& gate : gates) gate.wake_without_opening();
+              for (auto& gate : gates)
+                gate.wake_without_opening();
             }
           });
         }
@@ -164,7 +175,8 @@ TEST_SUITE("stress") {
         spawner(&runtime, &live);
       }  // shutdown races the wakers
       stop.store(true);
-      for (auto& thread : wakers) thread.join();
+      for (auto& thread : wakers)
+        thread.join();
       gates.clear();  // drops the last wakers: frees the headers
       CHECK(live == 0);
     }
@@ -175,8 +187,10 @@ TEST_SUITE("stress") {
       Runtime runtime(RuntimeOptions{.workers = 2});
       std::atomic<int> done{0};
       std::vector<JoinHandle<void>> handles;
-      for (int i = 0; i < 50; ++i) handles.push_back(runtime.spawn(ping(100, &done)));
-      for (auto& handle : handles) handle.join();
+      for (int i = 0; i < 50; ++i)
+        handles.push_back(runtime.spawn(ping(100, &done)));
+      for (auto& handle : handles)
+        handle.join();
       CHECK(done == 50);
     }
   }
