@@ -24,7 +24,9 @@ auto poll_by_hand(F& future) {
 
 TEST_SUITE("oneshot") {
   TEST_CASE("a value sent before the receive is received") {
-    auto [tx, rx] = oneshot<std::string>();
+    auto [tx_, rx_] = oneshot<std::string>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     CHECK(tx.send("hello"));
     auto poll = poll_by_hand(rx);
     REQUIRE(poll.is_ready());
@@ -33,7 +35,9 @@ TEST_SUITE("oneshot") {
 
   TEST_CASE("a receiver waiting in a task is woken by a send from another thread") {
     Runtime runtime(RuntimeOptions{.workers = 2});
-    auto [tx, rx] = oneshot<int>();
+    auto [tx_, rx_] = oneshot<int>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     auto body = [](OneshotReceiver<int> r) -> Task<int> { co_return co_await r; };
     auto handle = runtime.spawn(body(std::move(rx)));
     std::thread sender([&tx] { CHECK(tx.send(41)); });
@@ -43,7 +47,9 @@ TEST_SUITE("oneshot") {
 
   TEST_CASE("a dropped sender wakes the receiver with ChannelClosed") {
     Runtime runtime(RuntimeOptions{.workers = 2});
-    auto [tx, rx] = oneshot<int>();
+    auto [tx_, rx_] = oneshot<int>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     auto body = [](OneshotReceiver<int> r) -> Task<bool> {
       try {
         (void)co_await r;
@@ -61,7 +67,9 @@ TEST_SUITE("oneshot") {
 
   TEST_CASE("a send to a dropped receiver fails and drops the value once") {
     std::atomic<int> live{0};
-    auto [tx, rx] = oneshot<Tracked>();
+    auto [tx_, rx_] = oneshot<Tracked>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     { auto gone = std::move(rx); }
     CHECK(tx.is_closed());
     CHECK_FALSE(tx.send(Tracked(live)));
@@ -71,7 +79,9 @@ TEST_SUITE("oneshot") {
   TEST_CASE("a value nobody received is destroyed with the channel") {
     std::atomic<int> live{0};
     {
-      auto [tx, rx] = oneshot<Tracked>();
+      auto [tx_, rx_] = oneshot<Tracked>();
+      auto tx = std::move(tx_);
+      auto rx = std::move(rx_);
       CHECK(tx.send(Tracked(live)));
       CHECK(live == 1);
     }
@@ -79,14 +89,18 @@ TEST_SUITE("oneshot") {
   }
 
   TEST_CASE("a oneshot of void signals completion") {
-    auto [tx, rx] = oneshot<void>();
+    auto [tx_, rx_] = oneshot<void>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     CHECK(poll_by_hand(rx).is_pending());
     CHECK(tx.send());
     CHECK(poll_by_hand(rx).is_ready());
   }
 
   TEST_CASE("receiving twice reports a closed channel") {
-    auto [tx, rx] = oneshot<int>();
+    auto [tx_, rx_] = oneshot<int>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     CHECK(tx.send(1));
     CHECK(poll_by_hand(rx).is_ready());
     CHECK_THROWS_AS((void)poll_by_hand(rx), ChannelClosed);
@@ -94,7 +108,9 @@ TEST_SUITE("oneshot") {
 
   TEST_CASE("a receiver polled from a new task replaces the stored waker") {
     Runtime runtime(RuntimeOptions{.workers = 2});
-    auto [tx, rx] = oneshot<int>();
+    auto [tx_, rx_] = oneshot<int>();
+    auto tx = std::move(tx_);
+    auto rx = std::move(rx_);
     CHECK(poll_by_hand(rx).is_pending());  // stores a noop waker first
     auto body = [](OneshotReceiver<int> r) -> Task<int> { co_return co_await r; };
     auto handle = runtime.spawn(body(std::move(rx)));
@@ -106,7 +122,9 @@ TEST_SUITE("oneshot") {
 
   TEST_CASE("sends and receives race across threads without losing a value") {
     for (int round = 0; round < 2000; ++round) {
-      auto [tx, rx] = oneshot<int>();
+      auto [tx_, rx_] = oneshot<int>();
+      auto tx = std::move(tx_);
+      auto rx = std::move(rx_);
       std::thread sender([&tx, round] { CHECK(tx.send(round)); });
       Waker waker = noop_waker();
       Context cx(waker);
