@@ -194,7 +194,9 @@ class TaskState {
   /// JoinHandle, after writing the join waker: hand the slot to the task side. Fails (returns
   /// false) when the task completed first; the handle then reads the result.
   bool set_join_waker() noexcept {
-    Word prev = m_word.load(std::memory_order_relaxed);
+    // acquire: a handle that finds COMPLETE reads the result next (pairs with the release in
+    // transition_to_complete).
+    Word prev = m_word.load(std::memory_order_acquire);
     for (;;) {
       if ((prev & k_complete) != 0) return false;
       // release: publishes the waker to the completing poller (pairs with the acquire in
@@ -208,7 +210,9 @@ class TaskState {
 
   /// JoinHandle: take the join waker slot back to replace it. Fails when the task completed.
   bool unset_join_waker() noexcept {
-    Word prev = m_word.load(std::memory_order_relaxed);
+    // acquire: a handle that finds COMPLETE reads the result next (pairs with the release in
+    // transition_to_complete).
+    Word prev = m_word.load(std::memory_order_acquire);
     for (;;) {
       if ((prev & k_complete) != 0) return false;
       // acquire: pairs with the release in set_join_waker (our own earlier write).

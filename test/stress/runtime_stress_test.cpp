@@ -80,7 +80,7 @@ TEST_SUITE("stress") {
       CHECK(runtime.block_on(fan_out(5000)) == 5000);
       for (auto& thread : threads)
         thread.join();
-      CHECK(counter == 11000);
+      CHECK(counter == 6000);  // fan_out counts its own 5000 separately
     }
   }
 
@@ -127,7 +127,8 @@ TEST_SUITE("stress") {
         int cancelled = 0;
         for (std::size_t i = 0; i < handles.size(); ++i) {
           try {
-            CHECK(handles[i].join() == static_cast<int>(i));
+            int value = handles[i].join();  // outside CHECK, which would catch the throw
+            CHECK(value == static_cast<int>(i));
             ++values;
           } catch (const TaskCancelled&) {
             CHECK(i % 2 == 0);
