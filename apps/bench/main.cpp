@@ -84,7 +84,8 @@ std::string_view g_filter;
 template <class F>
 void bench(std::string_view name, std::size_t units, int reps, F run) {
   if (name.find(g_filter) == std::string_view::npos) return;
-  for (int i = 0; i < k_warmup_runs; ++i) run();
+  for (int i = 0; i < k_warmup_runs; ++i)
+    run();
   std::vector<double> per_unit;
   per_unit.reserve(static_cast<std::size_t>(reps));
   for (int i = 0; i < reps; ++i) {
@@ -110,14 +111,16 @@ weft::Task<void> count_down(Shared* shared) {
 
 weft::Task<void> spawn_many(Shared* shared) {
   // The handles are dropped at once: the tasks run detached, as the anchors' do.
-  for (std::size_t i = 0; i < k_spawn; ++i) weft::spawn(count_down(shared));
+  for (std::size_t i = 0; i < k_spawn; ++i)
+    weft::spawn(count_down(shared));
   co_return;
 }
 
 // --- yield_many -----------------------------------------------------------------------------
 
 weft::Task<void> yield_many(Shared* shared) {
-  for (std::size_t i = 0; i < k_yields_per_task; ++i) co_await weft::yield_now();
+  for (std::size_t i = 0; i < k_yields_per_task; ++i)
+    co_await weft::yield_now();
   shared->done.send();
 }
 
@@ -149,7 +152,9 @@ weft::Task<void> ping_pong_round(std::shared_ptr<PingPongRun> run) {
   }
 }
 
-weft::Task<void> wait_for(weft::OneshotReceiver<void> done) { co_await done; }
+weft::Task<void> wait_for(weft::OneshotReceiver<void> done) {
+  co_await done;
+}
 
 // --- chained_spawn --------------------------------------------------------------------------
 
@@ -188,13 +193,16 @@ int main(int argc, char** argv) {
 
   bench("spawn_many_remote", k_spawn, 50, [&] {
     shared.remaining.store(k_spawn, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < k_spawn; ++i) rt.spawn(count_down(&shared));
+    for (std::size_t i = 0; i < k_spawn; ++i)
+      rt.spawn(count_down(&shared));
     shared.done.recv();
   });
 
   bench("yield_many", k_yield_tasks * k_yields_per_task, 20, [&] {
-    for (std::size_t i = 0; i < k_yield_tasks; ++i) rt.spawn(yield_many(&shared));
-    for (std::size_t i = 0; i < k_yield_tasks; ++i) shared.done.recv();
+    for (std::size_t i = 0; i < k_yield_tasks; ++i)
+      rt.spawn(yield_many(&shared));
+    for (std::size_t i = 0; i < k_yield_tasks; ++i)
+      shared.done.recv();
   });
 
   bench("ping_pong", k_ping_pong_rounds, 50, [&] {
@@ -203,7 +211,8 @@ int main(int argc, char** argv) {
     run->done.emplace(std::move(done_tx));
     // Tokio's block_on polls its future on the calling thread, so its rounds are spawned
     // from outside the workers; spawn them from here too, then wait for the last one.
-    for (std::size_t i = 0; i < k_ping_pong_rounds; ++i) rt.spawn(ping_pong_round(run));
+    for (std::size_t i = 0; i < k_ping_pong_rounds; ++i)
+      rt.spawn(ping_pong_round(run));
     rt.block_on(wait_for(std::move(done_rx)));
   });
 
