@@ -2,6 +2,10 @@
 
 #include <pthread.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -44,6 +48,24 @@ Task<int> spawn_many_and_count(int tasks) {
   for (auto& handle : handles)
     co_await handle;
   co_return counter.load();
+}
+
+/// The scheduler states (R running, S sleeping, ...) of this process's threads whose name
+/// starts with `prefix`, read from /proc.
+std::vector<char> thread_states(const std::string& prefix) {
+  std::vector<char> states;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');  // the state follows "(comm) "
+    if (close != std::string::npos && close + 2 < line.size()) states.push_back(line[close + 2]);
+  }
+  return states;
 }
 
 }  // namespace
@@ -199,6 +221,17 @@ TEST_SUITE("spawn") {
     Runtime runtime(std::move(options));
     CHECK(runtime.block_on(value(9)) == 9);
     CHECK(reported == 1);
+  }
+
+  TEST_CASE("an idle runtime parks every worker in the kernel, burning no CPU") {
+    Runtime runtime(RuntimeOptions{.workers = 2, .thread_name_prefix = "idle"});
+    CHECK(runtime.block_on(spawn_many_and_count(1000)) == 1000);
+    // Once the work is done every worker spins briefly, then sleeps in futex_wait (state S).
+    CHECK(eventually([] {
+      auto states = thread_states("idle-");
+      return states.size() == 2 &&
+             std::all_of(states.begin(), states.end(), [](char s) { return s == 'S'; });
+    }));
   }
 
   TEST_CASE("a runtime defaults to one worker per hardware thread") {

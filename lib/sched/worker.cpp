@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <span>
 #include <string>
@@ -15,6 +16,14 @@ namespace {
 
 thread_local Worker* t_current_worker = nullptr;
 thread_local Core* t_context_core = nullptr;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 void run_hook(Core& core, const std::function<void()>& hook) noexcept {
   if (!hook) return;
@@ -60,6 +69,8 @@ void Worker::run() {
       run_with_lifo(task);
     } else if (TaskHeader* stolen = steal_work()) {
       run_with_lifo(stolen);
+    } else if (TaskHeader* late = spin_for_work()) {
+      run_with_lifo(late);
     } else {
       park();
     }
@@ -107,6 +118,21 @@ TaskHeader* Worker::steal_work() {
     if (auto task = m_core.worker(victim).queue().steal_into(m_queue)) return *task;
   }
   return pull_from_inject();
+}
+
+TaskHeader* Worker::spin_for_work() {
+  // Only a searcher spins, so at most half the workers burn CPU while idle, and only for
+  // k_spin_before_park after their last task. While it spins it counts as searching, so
+  // producers skip the futex wake: on a virtual machine a sleeping vCPU takes tens of
+  // microseconds to wake, far longer than the spin.
+  if (!m_searching) return nullptr;
+  const auto deadline = std::chrono::steady_clock::now() + k_spin_before_park;
+  do {
+    for (int i = 0; i < 64; ++i)
+      cpu_relax();
+    if (TaskHeader* task = steal_work()) return task;
+  } while (!m_core.is_shutdown() && std::chrono::steady_clock::now() < deadline);
+  return nullptr;
 }
 
 void Worker::run_with_lifo(TaskHeader* task) {

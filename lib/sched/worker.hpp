@@ -8,6 +8,7 @@
 //   inject queue first every k_inject_interval ticks, so no queue starves.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,6 +27,8 @@ class Worker {
   static constexpr std::uint32_t k_max_lifo_polls = 3;
   static constexpr std::uint32_t k_inject_interval = 61;
   static constexpr std::size_t k_inject_batch = 64;
+  /// How long a searching worker keeps looking before it parks.
+  static constexpr std::chrono::microseconds k_spin_before_park{50};
 
   using Queue = LocalQueue<TaskHeader*, k_queue_capacity>;
 
@@ -46,6 +49,7 @@ class Worker {
  private:
   TaskHeader* next_task();
   TaskHeader* steal_work();
+  TaskHeader* spin_for_work();
   TaskHeader* pull_from_inject();
   void run_with_lifo(TaskHeader* task);
   void push_back(TaskHeader* task) noexcept;

@@ -2,8 +2,9 @@
 // holds (tasks waiting on a waker).
 //
 // Invariants
-// - Sharded by task address; each shard is an intrusive list guarded by its own mutex, so
-//   spawn and completion on different workers rarely contend.
+// - Sharded by task address; each shard is an intrusive list guarded by its own spin lock
+//   (held for a few instructions), so spawn and completion on different workers rarely
+//   contend, and never sleep when they do.
 // - The list holds one reference to each linked task (see TaskState).
 // - Once close() has run, insert() refuses; a refused task is cancelled by its spawner.
 // - Any thread may call every function.
@@ -12,6 +13,8 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+
+#include "task/spin_lock.hpp"
 
 namespace weft::detail {
 
@@ -33,7 +36,7 @@ class OwnedTasks {
 
  private:
   struct alignas(64) Shard {
-    std::mutex mutex;
+    SpinLock mutex;
     TaskHeader* head = nullptr;
     bool closed = false;
   };
