@@ -9,6 +9,8 @@
 // Each benchmark runs 3 times to warm up, then REPS times; it prints `NAME median-ns-per-unit`.
 //
 // Usage: weft-bench [FILTER]   runs the benchmarks whose name contains FILTER.
+//        weft-bench --idle-cpu  measures the CPU an idle runtime burns over 5 seconds, after a
+//                               burst of work, and prints `idle_cpu_percent X` (of one core).
 // WORKERS sets the number of worker threads (default 2), as in the Tokio anchor.
 #include <algorithm>
 #include <atomic>
@@ -21,7 +23,10 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
+
+#include <time.h>
 
 #include "weft.hpp"
 
@@ -177,7 +182,31 @@ std::size_t workers_from_env() {
 
 }  // namespace
 
+/// CPU time (user + system) this process has used so far.
+std::chrono::duration<double> process_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+int measure_idle_cpu(std::size_t workers) {
+  Shared shared;
+  weft::Runtime rt(weft::RuntimeOptions{.workers = workers});
+  shared.remaining.store(k_spawn, std::memory_order_relaxed);
+  rt.spawn(spawn_many(&shared));  // a burst of work first, so every worker has run
+  shared.done.recv();
+  const auto window = std::chrono::seconds(5);
+  const auto cpu_before = process_cpu_time();
+  std::this_thread::sleep_for(window);  // the measurement window, while the runtime idles
+  const auto cpu = process_cpu_time() - cpu_before;
+  std::printf("idle_cpu_percent %.3f\n", 100.0 * cpu.count() / window.count());
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "--idle-cpu") {
+    return measure_idle_cpu(workers_from_env());
+  }
   if (argc > 1) g_filter = argv[1];
   // Declared before the runtime so that it outlives every task (see Shared).
   Shared shared;
