@@ -10,6 +10,7 @@
 
 #include "sched/core.hpp"
 #include "sched/worker.hpp"
+#include "task/frame_allocator.hpp"
 #include "weft/detail/raw_task.hpp"
 
 namespace weft::detail {
@@ -30,8 +31,10 @@ union BorrowedWaker {
 void deallocate(TaskHeader* task) noexcept {
   if (!task->frame_destroyed) task->frame_handle().destroy();  // a frame nobody could finish
   Core* core = task->core;
+  const std::uint32_t block_size = task->block_size;
+  const std::uint16_t block_owner = task->block_owner;
   task->~TaskHeader();
-  ::operator delete(static_cast<void*>(task));
+  deallocate_block(task, block_size, block_owner);
   core->release();
 }
 
@@ -101,9 +104,11 @@ void waker_drop(const void* data) noexcept {
 const WakerVTable k_task_waker_vtable{waker_clone, waker_wake, waker_wake_by_ref, waker_drop};
 
 void* allocate_frame(std::size_t size) {
-  void* block = ::operator new(k_frame_prefix + size);
-  auto* task = static_cast<TaskHeader*>(block);
+  FrameBlock block = allocate_block(k_frame_prefix + size);
+  auto* task = static_cast<TaskHeader*>(block.memory);
   task->core = nullptr;
+  task->block_size = static_cast<std::uint32_t>(k_frame_prefix + size);
+  task->block_owner = block.owner;
   task->magic = TaskHeader::k_magic;
   return task->frame();
 }
@@ -114,7 +119,7 @@ void deallocate_frame(void* frame, std::size_t) noexcept {
     task->frame_destroyed = true;  // the header lives on until its last reference
     return;
   }
-  ::operator delete(static_cast<void*>(task));
+  deallocate_block(task, task->block_size, task->block_owner);
 }
 
 void release_task(TaskHeader* task, TaskState::Word count) noexcept {

@@ -8,7 +8,8 @@
 // - `join_waker` belongs to the JoinHandle while JOIN_WAKER is clear, to the task side while
 //   it is set; it is destroyed with the header.
 // - `owned_prev`, `owned_next`, `owned_linked` are guarded by the owned-list shard's mutex.
-// - `core`, `magic` and the header's memory live until the reference count reaches zero.
+// - `core`, `magic`, `block_size`, `block_owner` and the header's memory live until the reference
+// count reaches zero.
 #pragma once
 
 #include <coroutine>
@@ -25,6 +26,7 @@ namespace weft::detail {
 class Core;
 
 struct TaskHeader {
+  // Field order keeps the header within 80 bytes; see the static_assert below.
   static constexpr std::uint32_t k_magic = 0x77656674;  // "weft"
 
   TaskState state;
@@ -34,6 +36,8 @@ struct TaskHeader {
   TaskHeader* owned_next;
   std::optional<Waker> join_waker;
   std::uint32_t magic;
+  std::uint32_t block_size;   ///< bytes allocated for header and frame together
+  std::uint16_t block_owner;  ///< the frame cache to return the block to (frame_allocator.hpp)
   bool owned_linked;
   bool frame_destroyed;
   bool outcome_cancelled;
@@ -43,6 +47,8 @@ struct TaskHeader {
     return std::coroutine_handle<>::from_address(frame());
   }
 };
+
+static_assert(sizeof(TaskHeader) <= 80, "the frame prefix grew: check the field order");
 
 /// Bytes reserved in front of every coroutine frame; a multiple of the default new alignment.
 inline constexpr std::size_t k_frame_prefix =
