@@ -87,8 +87,12 @@ void Worker::run() {
 TaskHeader* Worker::next_task() {
   ++m_tick;
   if (m_tick % k_inject_interval == 0) {
-    if (TaskHeader* task = m_core.inject().pop(m_inject_token)) return task;
+    if (TaskHeader* task = m_core.inject().pop(m_inject_token)) {
+      if (m_lifo != nullptr) push_back(std::exchange(m_lifo, nullptr));
+      return task;
+    }
   }
+  if (m_lifo != nullptr) return std::exchange(m_lifo, nullptr);  // left by the LIFO cap
   if (auto task = m_queue.pop()) return *task;
   return pull_from_inject();
 }
@@ -145,9 +149,13 @@ void Worker::run_with_lifo(TaskHeader* task) {
   for (std::uint32_t polls = 0; m_lifo != nullptr; ++polls) {
     if (polls == k_max_lifo_polls) {
       // The cap: the LIFO task goes behind everything queued, so two tasks that keep waking
-      // each other cannot starve the rest.
-      push_back(std::exchange(m_lifo, nullptr));
-      m_core.notify_parked_local();
+      // each other cannot starve the rest. With nothing queued there is nobody to be fair to
+      // locally: the task stays in the slot and next_task() takes it after its inject check,
+      // which keeps a chain of spawns on this worker instead of handing it to a thief.
+      if (!m_queue.is_empty()) {
+        push_back(std::exchange(m_lifo, nullptr));
+        m_core.notify_parked_local();
+      }
       break;
     }
     run_task(std::exchange(m_lifo, nullptr));

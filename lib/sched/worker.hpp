@@ -3,7 +3,9 @@
 // Invariants
 // - The LIFO slot, the tick, the searching flag and the inject consumer token belong to the
 //   worker's thread; other threads touch only `queue()` (to steal) and `parker()` (to unpark).
-// - Before parking, the worker holds no task: its LIFO slot and queue are empty.
+// - Before parking, the worker holds no task: its LIFO slot and queue are empty. Between
+//   ticks the LIFO slot holds a task only when the LIFO cap left it there with the queue
+//   empty; next_task() takes it first (after the periodic inject check).
 // - A worker polls at most k_max_lifo_polls tasks in a row from its LIFO slot, and checks the
 //   inject queue first every k_inject_interval ticks, so no queue starves.
 #pragma once
