@@ -52,14 +52,32 @@ void Core::start() {
   }
 }
 
-void Core::retain() noexcept {
+void Core::retain(std::size_t count) noexcept {
   // relaxed: a new reference is made from one that keeps the core alive.
-  m_refs.fetch_add(1, std::memory_order_relaxed);
+  m_refs.fetch_add(count, std::memory_order_relaxed);
 }
 
-void Core::release() noexcept {
+void Core::release(std::size_t count) noexcept {
   // acq_rel: the last owner sees every other owner's writes before deleting; pairs with itself.
-  if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (m_refs.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
+}
+
+void Core::retain_for_task() noexcept {
+  Worker* worker = current_worker();
+  if (worker != nullptr && &worker->core() == this) {
+    worker->take_core_reference();
+  } else {
+    retain();
+  }
+}
+
+void Core::release_for_task() noexcept {
+  Worker* worker = current_worker();
+  if (worker != nullptr && &worker->core() == this) {
+    worker->return_core_reference();
+  } else {
+    release();
+  }
 }
 
 void Core::schedule(TaskHeader* task, bool is_yield) noexcept {

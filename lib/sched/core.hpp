@@ -3,7 +3,9 @@
 //
 // Lifetime: reference-counted. The Runtime holds one reference and every task header holds
 // one, because a waker may reach the scheduler through its task on any thread at any time
-// (even while the runtime shuts down); the memory goes when the last of them does.
+// (even while the runtime shuts down); the memory goes when the last of them does. Workers
+// take task references in batches and return them in batches (retain_for_task), so the
+// count is at least the true number while a worker runs, and exact once it has exited.
 // Thread safety: every member may be used from any thread unless it says otherwise.
 #pragma once
 
@@ -34,9 +36,14 @@ class Core {
   /// Starts the worker threads. Called once, by the Runtime.
   void start();
 
-  void retain() noexcept;
-  /// Deletes the core when this was the last reference.
-  void release() noexcept;
+  void retain(std::size_t count = 1) noexcept;
+  /// Deletes the core when these were the last references.
+  void release(std::size_t count = 1) noexcept;
+  /// A task's reference, taken at spawn and dropped when its header is freed. On this core's
+  /// own workers they come from and go to a per-worker batch (see Worker::m_core_credit), so
+  /// spawning and freeing tasks does not bounce the count's cache line between cores.
+  void retain_for_task() noexcept;
+  void release_for_task() noexcept;
 
   /// Queues a task that holds its notified reference. From one of this core's workers the
   /// task goes to that worker: a wake or spawn into its LIFO slot, a yield (or a task woken

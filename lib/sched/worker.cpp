@@ -82,6 +82,24 @@ void Worker::run() {
 
   run_hook(m_core, m_core.options().on_thread_stop);
   t_current_worker = nullptr;
+  // Settle the batch: tasks freed from now on on this thread release the core directly.
+  const std::size_t unsettled = std::exchange(m_core_credit, 0) + std::exchange(m_core_debt, 0);
+  if (unsettled != 0) m_core.release(unsettled);
+}
+
+void Worker::take_core_reference() noexcept {
+  if (m_core_credit == 0) {
+    m_core.retain(k_core_reference_batch);
+    m_core_credit = k_core_reference_batch;
+  }
+  --m_core_credit;
+}
+
+void Worker::return_core_reference() noexcept {
+  if (++m_core_debt == k_core_reference_batch) {
+    m_core_debt = 0;
+    m_core.release(k_core_reference_batch);
+  }
 }
 
 TaskHeader* Worker::next_task() {

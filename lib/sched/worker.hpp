@@ -1,8 +1,9 @@
 // One worker thread: its run queue, LIFO slot, parker and loop.
 //
 // Invariants
-// - The LIFO slot, the tick, the searching flag and the inject consumer token belong to the
-//   worker's thread; other threads touch only `queue()` (to steal) and `parker()` (to unpark).
+// - The LIFO slot, the tick, the searching flag, the core-reference batch and the inject
+//   consumer token belong to the worker's thread; other threads touch only `queue()` (to steal) and
+//   `parker()` (to unpark).
 // - Before parking, the worker holds no task: its LIFO slot and queue are empty. Between
 //   ticks the LIFO slot holds a task only when the LIFO cap left it there with the queue
 //   empty; next_task() takes it first (after the periodic inject check).
@@ -29,6 +30,7 @@ class Worker {
   static constexpr std::uint32_t k_max_lifo_polls = 3;
   static constexpr std::uint32_t k_inject_interval = 61;
   static constexpr std::size_t k_inject_batch = 64;
+  static constexpr std::size_t k_core_reference_batch = 256;
   /// How long a searching worker keeps looking before it parks.
   static constexpr std::chrono::microseconds k_spin_before_park{50};
 
@@ -44,6 +46,11 @@ class Worker {
   [[nodiscard]] Core& core() noexcept { return m_core; }
   [[nodiscard]] Queue& queue() noexcept { return m_queue; }
   [[nodiscard]] Parker& parker() noexcept { return m_parker; }
+
+  /// Owner thread only: hand out, or take back, one task's reference to the core, from the
+  /// worker's batch. The batch is settled with the core when the worker exits.
+  void take_core_reference() noexcept;
+  void return_core_reference() noexcept;
 
   /// After the thread has been joined: the next task it still holds, or null.
   [[nodiscard]] TaskHeader* drain_one() noexcept;
@@ -67,6 +74,10 @@ class Worker {
   std::uint32_t m_tick = 0;
   std::uint32_t m_rng;
   bool m_searching = false;
+  /// Core references taken in a batch and not yet handed to a task.
+  std::size_t m_core_credit = 0;
+  /// Core references of freed tasks not yet returned to the core.
+  std::size_t m_core_debt = 0;
 };
 
 /// The worker running on this thread, or null.

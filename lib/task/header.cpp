@@ -35,7 +35,7 @@ void deallocate(TaskHeader* task) noexcept {
   const std::uint16_t block_owner = task->block_owner;
   task->~TaskHeader();
   deallocate_block(task, block_size, block_owner);
-  core->release();
+  core->release_for_task();
 }
 
 void report_if_unobserved(TaskHeader* task) noexcept {
@@ -176,7 +176,7 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
   task->frame_destroyed = false;
   task->outcome_cancelled = false;
   promise.start_as_root(frame);
-  core->retain();
+  core->retain_for_task();
 
   if (!core->owned().insert(task)) {
     // The runtime has shut down: the task is cancelled before it starts. This thread holds
