@@ -219,7 +219,8 @@ PromiseBase& promise_of(TaskHeader* task) noexcept {
 }
 
 void join_drop(TaskHeader* task) noexcept {
-  if (task->state.drop_join_interest() && !task->frame_destroyed) {
+  if (!task->state.drop_join_interest()) return;  // detached; the reference went with it
+  if (!task->frame_destroyed) {
     report_if_unobserved(task);
     destroy_frame(task);
   }

@@ -223,17 +223,20 @@ class TaskState {
     }
   }
 
-  /// JoinHandle destruction. Returns true when the task had completed, so the handle owns the
-  /// result and must destroy it; otherwise the task is detached.
+  /// JoinHandle destruction. Returns true when the task had completed: the handle owns the
+  /// result, must destroy it, and still holds its reference. Otherwise the task is detached
+  /// and the handle's reference is dropped in the same step (never the last one: the owned
+  /// list holds one until completion).
   bool drop_join_interest() noexcept {
     // acquire (here and on failure): pairs with the release in transition_to_complete, so a
     // handle that finds the task complete sees its result.
     Word prev = m_word.load(std::memory_order_acquire);
     for (;;) {
       if ((prev & k_complete) != 0) return true;
-      // relaxed on success: the handle publishes nothing to the task by leaving.
-      if (m_word.compare_exchange_weak(prev, prev & ~(k_join_interest | k_join_waker),
-                                       std::memory_order_relaxed, std::memory_order_acquire)) {
+      // release on success: the handle's last writes (the join waker) happen before whoever
+      // frees the task; pairs with the acq_rel of the final ref_dec.
+      if (m_word.compare_exchange_weak(prev, (prev & ~(k_join_interest | k_join_waker)) - k_ref_one,
+                                       std::memory_order_release, std::memory_order_acquire)) {
         return false;
       }
     }
