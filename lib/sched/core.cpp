@@ -166,12 +166,12 @@ void Core::shutdown() {
     }
     for (auto& worker : m_workers) {
       while (TaskHeader* task = worker->drain_one()) {
-        release_task(task);
+        discard_queued(task);
         progress = true;
       }
     }
     while (TaskHeader* task = m_inject.pop()) {
-      release_task(task);
+      discard_queued(task);
       progress = true;
     }
     if (!progress) break;

@@ -49,10 +49,14 @@ void destroy_frame(TaskHeader* task) noexcept {
   task->frame_handle().destroy();
 }
 
-/// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING, and
-/// drops `extra_refs` references besides the owned list's.
+/// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING. Drops
+/// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more.
 void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
   task->outcome_cancelled = cancelled;
+  // Unlink before COMPLETE: after it the join handle may free the task. owned_linked is only
+  // written by the holder of RUNNING (or by shutdown, when no worker runs), so this read is
+  // safe without the shard lock.
+  if (task->owned_linked) (void)task->core->owned().remove(task);
   TaskState::Word before = task->state.transition_to_complete();
   if ((before & TaskState::k_join_interest) == 0) {
     // Detached: nobody will take the result, so it goes now.
@@ -63,8 +67,7 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noex
   } else if ((before & TaskState::k_join_waker) != 0) {
     task->join_waker->wake_by_ref();
   }
-  TaskState::Word refs = extra_refs + (task->core->owned().remove(task) ? 1 : 0);
-  if (refs != 0) release_task(task, refs);
+  release_task(task, extra_refs + 1);
 }
 
 void schedule(TaskHeader* task, bool is_yield) noexcept {
@@ -142,15 +145,31 @@ void run_task(TaskHeader* task) noexcept {
     complete(task, false, 1);
     return;
   }
+  // The task will wait on a waker, where no queue can find it: link it now (still under
+  // RUNNING), so that shutdown can cancel it. Tasks that finish in their first poll never
+  // pay for the list.
+  if (!task->owned_linked && !task->core->owned().insert(task)) {
+    die("a worker polled a task after the owned-task list closed");
+  }
   if (task->state.transition_to_idle() == TaskState::IdleAction::requeue) schedule(task, true);
 }
 
 void shutdown_task(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
     destroy_frame(task);
-    complete(task, true, 0);
+    complete(task, true, 0);  // drops the owned list's reference; pop() unlinked the task
+  } else {
+    release_task(task);  // the owned list's reference
   }
-  release_task(task);  // the owned list's reference; pop() already unlinked the task
+}
+
+void discard_queued(TaskHeader* task) noexcept {
+  if (task->state.transition_to_shutdown()) {
+    destroy_frame(task);
+    complete(task, true, 1);  // the notified reference too
+  } else {
+    release_task(task);  // already finished: only the notified reference is left
+  }
 }
 
 // ---- spawning --------------------------------------------------------------------------
@@ -178,12 +197,12 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
   promise.start_as_root(frame);
   core->retain_for_task();
 
-  if (!core->owned().insert(task)) {
-    // The runtime has shut down: the task is cancelled before it starts. This thread holds
+  if (core->is_shutdown()) {
+    // The runtime is shutting down: the task is cancelled before it starts. This thread holds
     // the notified reference, so it may take RUNNING.
     (void)task->state.transition_to_running();
     destroy_frame(task);
-    complete(task, true, 2);  // the notified reference, and the owned list's that never was
+    complete(task, true, 1);  // the notified reference, and the owned list's
     return task;
   }
   core->schedule(task, false);

@@ -7,7 +7,10 @@
 //   then to the JoinHandle if it still exists, else to nobody (the completer destroyed it).
 // - `join_waker` belongs to the JoinHandle while JOIN_WAKER is clear, to the task side while
 //   it is set; it is destroyed with the header.
-// - `owned_prev`, `owned_next`, `owned_linked` are guarded by the owned-list shard's mutex.
+// - `owned_prev`, `owned_next` are guarded by the owned-list shard's lock. `owned_linked` is
+//   also written under that lock, but only ever by the holder of RUNNING (linking after the
+//   first pending poll, unlinking at completion) or by shutdown when no worker runs, so that
+//   holder may read it without the lock.
 // - `core`, `magic`, `block_size`, `block_owner` and the header's memory live until the reference
 // count reaches zero.
 #pragma once
@@ -73,6 +76,11 @@ void run_task(TaskHeader* task) noexcept;
 /// Shutdown: cancels a task taken from the owned list (which no longer holds it), unless it
 /// already finished.
 void shutdown_task(TaskHeader* task) noexcept;
+
+/// Shutdown: drops a task taken from a run queue with its notified reference, cancelling it
+/// first unless it already finished. A task that never returned pending is in no owned list,
+/// so this is where it is cancelled.
+void discard_queued(TaskHeader* task) noexcept;
 
 /// Drops a reference; frees the task when it was the last.
 void release_task(TaskHeader* task, TaskState::Word count = 1) noexcept;

@@ -1,12 +1,16 @@
-// Every spawned task that has not finished, so that shutdown can cancel the ones no queue
-// holds (tasks waiting on a waker).
+// The spawned tasks that have returned pending at least once and have not finished, so that
+// shutdown can cancel the ones no queue holds (tasks waiting on a waker). A task is linked
+// after its first pending poll, not at spawn: one that finishes in its first poll never
+// touches the list, and one that is still queued at shutdown is found by draining the queue.
 //
 // Invariants
 // - Sharded by task address; each shard is an intrusive list guarded by its own spin lock
 //   (held for a few instructions), so spawn and completion on different workers rarely
 //   contend, and never sleep when they do.
-// - The list holds one reference to each linked task (see TaskState).
-// - Once close() has run, insert() refuses; a refused task is cancelled by its spawner.
+// - The owned-list reference of TaskState is taken at spawn, whether or not the task is
+//   linked yet, and dropped at completion.
+// - close() runs once the workers have stopped, so no insert can come after it; insert()
+//   reports one as a failure all the same.
 // - Any thread may call every function.
 #pragma once
 

@@ -16,7 +16,8 @@
 //   is not COMPLETE.
 // - JOIN_WAKER: the header's join waker is set and belongs to the task side: the poller reads
 //   it at completion. While it is clear the handle owns the slot and may write it.
-// - The reference count (bits 6 and up) counts: the owned-task list, the JoinHandle, the
+// - The reference count (bits 6 and up) counts: the owned-task list (taken at spawn, though
+//   the task is linked only after its first pending poll), the JoinHandle, the
 //   notified reference, and each Waker. The memory is freed when it reaches zero.
 //
 // Every transition is one read-modify-write that returns what the caller must do next.
