@@ -92,6 +92,18 @@ TEST_SUITE("waker") {
     CHECK(state.wake_by_val() == TaskState::WakeAction::deallocate);
   }
 
+  TEST_CASE("a detached task completes and drops its references in one step") {
+    TaskState state;
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    CHECK_FALSE(state.drop_join_interest());  // detached: the handle's reference goes too
+    state.ref_inc();                          // a waker outlives the task
+    CHECK_FALSE(state.complete_detached(2));  // the poller's and the owned list's
+    CHECK(state.is_complete());
+    CHECK((state.load(std::memory_order_relaxed) & TaskState::k_running) == 0);
+    CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);
+    CHECK(state.wake_by_val() == TaskState::WakeAction::deallocate);
+  }
+
   TEST_CASE("abort of an idle task schedules it once, marked cancelled") {
     TaskState state;
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);

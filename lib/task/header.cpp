@@ -57,6 +57,16 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noex
   // written by the holder of RUNNING (or by shutdown, when no worker runs), so this read is
   // safe without the shard lock.
   if (task->owned_linked) (void)task->core->owned().remove(task);
+  // acquire: pairs with the release of drop_join_interest. Once clear, JOIN_INTEREST stays
+  // clear, so a detached task can drop its result first and then complete in one step.
+  if ((task->state.load(std::memory_order_acquire) & TaskState::k_join_interest) == 0) {
+    if (!task->frame_destroyed) {
+      report_if_unobserved(task);
+      destroy_frame(task);
+    }
+    if (task->state.complete_detached(extra_refs + 1)) deallocate(task);
+    return;
+  }
   TaskState::Word before = task->state.transition_to_complete();
   if ((before & TaskState::k_join_interest) == 0) {
     // Detached: nobody will take the result, so it goes now.

@@ -103,6 +103,17 @@ class TaskState {
     return m_word.fetch_xor(k_running | k_complete, std::memory_order_acq_rel);
   }
 
+  /// Poller, when the frame of a detached task (no JOIN_INTEREST, which never comes back) has
+  /// been destroyed: RUNNING -> COMPLETE and drop `count` references, in one step. Returns
+  /// true when they were the last.
+  [[nodiscard]] bool complete_detached(Word count) noexcept {
+    // acq_rel: as transition_to_complete plus ref_dec; the wrapping sum sets COMPLETE, clears
+    // RUNNING (known set) and subtracts the references.
+    Word prev =
+        m_word.fetch_add(k_complete - k_running - count * k_ref_one, std::memory_order_acq_rel);
+    return (prev >> 6) == count;
+  }
+
   /// A waker that gives up its reference.
   WakeAction wake_by_val() noexcept {
     Word prev = m_word.load(std::memory_order_relaxed);
