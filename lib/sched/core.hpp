@@ -52,7 +52,8 @@ class Core {
 
   /// Wakes a parked worker if none is searching (after work was published with seq_cst).
   void notify_parked() noexcept;
-  /// The same for work a worker pushed to its own queue with a release store.
+  /// The same for work a worker pushed to its own, previously empty, queue with a release
+  /// store (pushes into a non-empty queue need no check; see Worker::schedule_local).
   void notify_parked_local() noexcept;
   /// For the last searcher before it sleeps: wakes a worker if any queue has work.
   void notify_if_work_pending() noexcept;

@@ -171,8 +171,7 @@ void Worker::run_with_lifo(TaskHeader* task) {
       // locally: the task stays in the slot and next_task() takes it after its inject check,
       // which keeps a chain of spawns on this worker instead of handing it to a thief.
       if (!m_queue.is_empty()) {
-        push_back(std::exchange(m_lifo, nullptr));
-        m_core.notify_parked_local();
+        push_back(std::exchange(m_lifo, nullptr));  // not a first push: no wake needed
       }
       break;
     }
@@ -186,13 +185,20 @@ void Worker::schedule_local(TaskHeader* task, bool is_yield) noexcept {
     if (previous == nullptr) return;  // the slot is not stealable, so waking others is useless
     task = previous;
   }
+  // Only the push that makes the queue non-empty needs to look for a parked worker: if a
+  // worker parked after that push's check, its last-searcher re-check found the queue
+  // non-empty (or found it emptied, and then the next push is again a first one). Later
+  // pushes would pay the StoreLoad fence for nothing, on every yield of a busy worker.
+  const bool first = m_queue.is_empty();
   push_back(task);
-  m_core.notify_parked_local();
+  if (first) m_core.notify_parked_local();
 }
 
 void Worker::push_back(TaskHeader* task) noexcept {
-  m_queue.push_back(
-      task, [this](std::span<TaskHeader*> overflow) { m_core.inject().push_batch(overflow); });
+  m_queue.push_back(task, [this](std::span<TaskHeader*> overflow) {
+    m_core.inject().push_batch(overflow);
+    m_core.notify_parked();  // half a queue of new work in the inject queue
+  });
 }
 
 void Worker::park() {
