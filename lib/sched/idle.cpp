@@ -34,6 +34,7 @@ bool Idle::transition_worker_to_searching() noexcept {
   // harmless (the cap is a heuristic, the wake-up guarantee does not rest on it).
   std::uint64_t state = m_state.load(std::memory_order_seq_cst);
   if (2 * static_cast<std::uint32_t>(state) >= m_workers) return false;
+  // seq_cst: as above.
   m_state.fetch_add(k_searching_one, std::memory_order_seq_cst);
   return true;
 }

@@ -233,6 +233,8 @@ JoinStatus join_poll(TaskHeader* task, Context& cx) {
     return task->outcome_cancelled ? JoinStatus::cancelled : JoinStatus::ready;
   };
   if (state.is_complete()) return finished();
+  // relaxed: JOIN_WAKER is only changed by this handle (and COMPLETE is rechecked by the CAS
+  // in unset_join_waker / set_join_waker).
   TaskState::Word word = state.load(std::memory_order_relaxed);
   if ((word & TaskState::k_join_waker) != 0) {
     if (task->join_waker->will_wake(cx.waker())) return JoinStatus::pending;

@@ -78,6 +78,7 @@ class TaskState {
 
   /// Poller, after a pending poll: RUNNING -> idle, or requeue if woken during the poll.
   IdleAction transition_to_idle() noexcept {
+    // relaxed: only a first guess; the CAS below validates it and orders the transition.
     Word prev = m_word.load(std::memory_order_relaxed);
     for (;;) {
       Word next = prev & ~k_running;
@@ -116,6 +117,7 @@ class TaskState {
 
   /// A waker that gives up its reference.
   WakeAction wake_by_val() noexcept {
+    // relaxed: only a first guess; the CAS below validates it and orders the transition.
     Word prev = m_word.load(std::memory_order_relaxed);
     for (;;) {
       Word next;
@@ -142,6 +144,7 @@ class TaskState {
 
   /// A waker that keeps its reference. Never deallocates.
   WakeAction wake_by_ref() noexcept {
+    // relaxed: only a first guess; the CAS below validates it and orders the transition.
     Word prev = m_word.load(std::memory_order_relaxed);
     for (;;) {
       Word next;
@@ -165,6 +168,7 @@ class TaskState {
 
   /// abort(): request cancellation and make sure a run will see it.
   WakeAction transition_to_cancelled() noexcept {
+    // relaxed: only a first guess; the CAS below validates it and orders the transition.
     Word prev = m_word.load(std::memory_order_relaxed);
     for (;;) {
       if ((prev & (k_complete | k_cancelled)) != 0) return WakeAction::nothing;
@@ -187,6 +191,7 @@ class TaskState {
   /// Runtime shutdown, with no worker running: claims an unfinished task so the caller can
   /// cancel it. Returns false when the task is already complete (or, impossibly, running).
   bool transition_to_shutdown() noexcept {
+    // relaxed: only a first guess; the CAS below validates it and orders the transition.
     Word prev = m_word.load(std::memory_order_relaxed);
     for (;;) {
       if ((prev & (k_complete | k_running)) != 0) return false;
@@ -200,6 +205,7 @@ class TaskState {
 
   /// JoinHandle: the task has finished (acquire: pairs with transition_to_complete).
   [[nodiscard]] bool is_complete() const noexcept {
+    // acquire: pairs with the release in transition_to_complete.
     return (m_word.load(std::memory_order_acquire) & k_complete) != 0;
   }
 
