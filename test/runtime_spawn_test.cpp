@@ -178,6 +178,15 @@ TEST_SUITE("spawn") {
     CHECK(live == 0);
   }
 
+  TEST_CASE("spawning a task that was already polled throws invalid_argument") {
+    Runtime runtime(RuntimeOptions{.workers = 1});
+    Task<int> task = value(1);
+    Waker waker = noop_waker();
+    Context cx(waker);
+    REQUIRE(task.poll(cx).is_ready());
+    CHECK_THROWS_AS(runtime.spawn(std::move(task)), std::invalid_argument);
+  }
+
   TEST_CASE("joining on a worker thread throws logic_error instead of blocking it") {
     Runtime runtime(RuntimeOptions{.workers = 1});
     auto body = []() -> Task<bool> {

@@ -208,6 +208,24 @@ TEST_SUITE("task") {
     CHECK(live == 0);
   }
 
+  TEST_CASE("co_await on a moved-from task throws inside the awaiting task") {
+    auto body = []() -> Task<bool> {
+      Task<int> child = answer();
+      Task<int> taken = std::move(child);
+      bool refused = false;
+      try {
+        (void)co_await child;
+      } catch (const std::invalid_argument&) {
+        refused = true;
+      }
+      co_return refused && co_await taken == 42;
+    };
+    Task<bool> task = body();
+    auto poll = poll_once(task);
+    REQUIRE(poll.is_ready());
+    CHECK(poll.take());
+  }
+
   TEST_CASE("a moved task keeps its progress") {
     Gate gate;
     auto body = [&]() -> Task<int> {

@@ -14,6 +14,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -77,18 +78,29 @@ class TaskAwaiter {
   RootState& m_root;
 };
 
+/// The child's coroutine, after checking that it can be awaited: misuse throws
+/// std::invalid_argument inside the awaiting task instead of dereferencing nothing.
+template <class U>
+std::coroutine_handle<TaskPromise<U>> checked_handle(const Task<U>& child) {
+  if (!child.valid()) throw std::invalid_argument("weft: co_await on an empty (moved-from) Task");
+  if (child.handle().promise().is_started()) {
+    throw std::invalid_argument("weft: co_await on a Task that already ran");
+  }
+  return child.handle();
+}
+
 template <class T>
 class TaskPromise final : public TaskPromiseStorage<T> {
  public:
   Task<T> get_return_object() noexcept;
 
   template <class U>
-  TaskAwaiter<U> await_transform(Task<U>&& child) noexcept {
-    return TaskAwaiter<U>(child.handle(), this->root());
+  TaskAwaiter<U> await_transform(Task<U>&& child) {
+    return TaskAwaiter<U>(checked_handle(child), this->root());
   }
   template <class U>
-  TaskAwaiter<U> await_transform(Task<U>& child) noexcept {
-    return TaskAwaiter<U>(child.handle(), this->root());
+  TaskAwaiter<U> await_transform(Task<U>& child) {
+    return TaskAwaiter<U>(checked_handle(child), this->root());
   }
 
   template <class F>
@@ -132,6 +144,7 @@ class [[nodiscard]] Task {
   /// Polls the task as a root Future. The first poll starts it. Once ready, the value is
   /// moved out (or the exception rethrown) and the task must not be polled again.
   Poll<T> poll(Context& cx) {
+    if (!m_handle) throw std::invalid_argument("weft: poll of an empty (moved-from) Task");
     promise_type& promise = m_handle.promise();
     if (!promise.is_started()) promise.start_as_root(m_handle);
     if (!promise.own_root().poll(cx)) return pending;

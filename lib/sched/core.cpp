@@ -90,15 +90,21 @@ void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
 }
 
 void Core::schedule_remote(TaskHeader* task) noexcept {
+  // Pin the core: once the task is in the queue, its reference (and through it the core's)
+  // may be consumed and freed by another thread, for instance by a shutdown that drains the
+  // queue while a consuming wake is still in here. The task's reference keeps the core alive
+  // until the push, so taking one now is safe.
+  retain();
   m_inject.push(task);
   // seq_cst: after our seq_cst push. Either shutdown's last drain sees the task, or we see
   // that shutdown finished and drop the reference ourselves (pairs with the store in
   // shutdown()).
   if (m_shutdown_done.load(std::memory_order_seq_cst)) {
     drain_inject();
-    return;
+  } else {
+    notify_parked();
   }
-  notify_parked();
+  release();
 }
 
 void Core::notify_parked() noexcept {
@@ -137,8 +143,14 @@ void Core::report_exception(std::exception_ptr error) noexcept {
 }
 
 void Core::drain_inject() noexcept {
+  // seq_cst (inside has_tasks): the load half of the pair with schedule_remote; either this
+  // sees a late push's count, or the pusher saw m_shutdown_done and drains itself.
+  if (!m_inject.has_tasks()) return;
+  retain();  // freeing the last queued task may drop what keeps the core alive
+  // A late task may never have been polled, so it is in no owned list: cancel it here.
   while (TaskHeader* task = m_inject.pop())
-    release_task(task);
+    discard_queued(task);
+  release();
 }
 
 void Core::shutdown() {

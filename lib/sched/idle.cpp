@@ -53,7 +53,10 @@ bool Idle::transition_worker_to_parked(std::size_t worker, bool searching) {
   std::uint64_t prev = m_state.fetch_sub(dec, std::memory_order_seq_cst);
   m_sleepers.push_back(worker);
   m_parked[worker] = true;
-  return searching && static_cast<std::uint32_t>(prev) == 1;
+  // Re-check whenever nobody is left searching, not only when this worker was the last
+  // searcher: a worker refused the search (half already searched) would otherwise park while
+  // work published under the searchers' watch is left for them, and they are gone.
+  return static_cast<std::uint32_t>(prev) - (searching ? 1 : 0) == 0;
 }
 
 bool Idle::transition_worker_from_parked(std::size_t worker) {

@@ -38,7 +38,7 @@ class Idle {
   [[nodiscard]] bool transition_worker_to_searching() noexcept;
   /// A searching worker found work. True when it was the last searcher (it must wake one).
   [[nodiscard]] bool transition_worker_from_searching() noexcept;
-  /// A worker parks. True when it was the last searcher (it must re-check every queue).
+  /// A worker parks. True when no worker is left searching (it must re-check every queue).
   [[nodiscard]] bool transition_worker_to_parked(std::size_t worker, bool searching);
   /// After a wake-up: true when the worker was unparked by unpark_one (it is now counted
   /// searching); false for a spurious wake-up.

@@ -2,10 +2,11 @@
 //
 // Invariants
 // - Any thread may push; workers (and shutdown) pop.
-// - m_len never undercounts a pushed-and-not-yet-popped task at the moment a pusher checks
-//   for sleeping workers: it is raised with seq_cst after the push, and parking workers read
-//   it with seq_cst after announcing they park (see Idle and docs/design.md "Parking"). It may
-//   overcount briefly after a pop; a worker then finds nothing and parks again.
+// - m_len is raised with seq_cst after each push, and parking workers read it with seq_cst
+//   after announcing they park (see Idle and docs/design.md "Parking"). It can briefly
+//   undercount (a task popped before its pusher raised the count) or overcount (after a pop,
+//   before the decrement); neither loses a wake-up, because every pusher checks for sleepers
+//   after its own increment.
 // - The queue holds notified references; it does not own tasks beyond that.
 #pragma once
 
@@ -14,6 +15,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <span>
 
 namespace weft::detail {
@@ -25,14 +28,14 @@ class Inject {
   using Queue = moodycamel::ConcurrentQueue<TaskHeader*>;
 
   void push(TaskHeader* task) {
-    m_queue.enqueue(task);
+    if (!m_queue.enqueue(task)) out_of_memory();
     // seq_cst: the StoreLoad partner of the seq_cst state change in Idle::
     // transition_worker_to_parked; the pusher then reads the idle state (notify_parked).
     m_len.fetch_add(1, std::memory_order_seq_cst);
   }
 
   void push_batch(std::span<TaskHeader* const> tasks) {
-    m_queue.enqueue_bulk(tasks.data(), tasks.size());
+    if (!m_queue.enqueue_bulk(tasks.data(), tasks.size())) out_of_memory();
     // seq_cst: as in push().
     m_len.fetch_add(static_cast<std::int64_t>(tasks.size()), std::memory_order_seq_cst);
   }
@@ -73,6 +76,13 @@ class Inject {
   Queue& queue() noexcept { return m_queue; }
 
  private:
+  // The queue fails only when it cannot allocate a block; a task that cannot be queued can
+  // never run, so this is fatal, like any other allocation failure in the scheduler.
+  [[noreturn]] static void out_of_memory() noexcept {
+    std::fputs("weft: fatal: out of memory growing the inject queue\n", stderr);
+    std::abort();
+  }
+
   Queue m_queue;
   alignas(64) std::atomic<std::int64_t> m_len{0};
 };

@@ -106,7 +106,11 @@ TaskHeader* Worker::next_task() {
   ++m_tick;
   if (m_tick % k_inject_interval == 0) {
     if (TaskHeader* task = m_core.inject().pop(m_inject_token)) {
-      if (m_lifo != nullptr) push_back(std::exchange(m_lifo, nullptr));
+      if (m_lifo != nullptr) {
+        const bool first = m_queue.is_empty();  // see schedule_local
+        push_back(std::exchange(m_lifo, nullptr));
+        if (first) m_core.notify_parked_local();
+      }
       return task;
     }
   }

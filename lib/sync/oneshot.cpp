@@ -75,10 +75,9 @@ OneshotCore::RecvStatus OneshotCore::poll_recv(Context& cx) {
 }
 
 void OneshotCore::close_recv() noexcept {
-  // release: nothing the sender reads is published here; relaxed would do, but release keeps
-  // the receiver's last use of the value ordered before the sender's free. Pairs with the
-  // acq_rel in release().
-  m_state.fetch_or(k_receiver_closed, std::memory_order_release);
+  // relaxed: it publishes nothing the sender reads. The receiver's last use of the value is
+  // ordered before a free by the acq_rel decrement of m_refs in release(), which follows.
+  m_state.fetch_or(k_receiver_closed, std::memory_order_relaxed);
 }
 
 bool OneshotCore::release() noexcept {

@@ -186,6 +186,9 @@ void discard_queued(TaskHeader* task) noexcept {
 
 TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise) {
   if (!frame) throw std::invalid_argument("weft::spawn: the task is empty (moved from)");
+  if (promise.is_started()) {
+    throw std::invalid_argument("weft::spawn: the task was already polled; spawn a fresh one");
+  }
   if (core == nullptr) core = current_core();
   if (core == nullptr) {
     frame.destroy();

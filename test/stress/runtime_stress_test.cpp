@@ -183,6 +183,32 @@ TEST_SUITE("stress") {
     }
   }
 
+  TEST_CASE("tasks spawned from another thread while the runtime shuts down all finish") {
+    for (int iteration = 0; iteration < k_iterations * 5; ++iteration) {
+      std::atomic<int> live{0};
+      std::vector<JoinHandle<void>> handles;
+      std::atomic<bool> started{false};
+      {
+        Runtime runtime(RuntimeOptions{.workers = 2});
+        std::thread spawner([&] {
+          started.store(true);
+          for (int i = 0; i < 300; ++i) {
+            auto body = [](Tracked) -> Task<void> { co_await yield_now(); };
+            handles.push_back(runtime.spawn(body(Tracked(live))));
+          }
+        });
+        (void)eventually([&] { return started.load(); });
+        runtime.shutdown();  // races the spawner's pushes
+        spawner.join();
+      }
+      // Each ran or was cancelled; none is left hanging with its frame alive.
+      for (auto& handle : handles)
+        CHECK(handle.is_finished());
+      handles.clear();  // a finished task keeps its frame (the result) until its handle goes
+      CHECK(live == 0);
+    }
+  }
+
   TEST_CASE("ping-pong over oneshot channels across workers delivers every message") {
     for (int iteration = 0; iteration < k_iterations; ++iteration) {
       Runtime runtime(RuntimeOptions{.workers = 2});
