@@ -187,6 +187,7 @@ void discard_queued(TaskHeader* task) noexcept {
 TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise) {
   if (!frame) throw std::invalid_argument("weft::spawn: the task is empty (moved from)");
   if (promise.is_started()) {
+    frame.destroy();  // the task was handed over by value: it goes either way
     throw std::invalid_argument("weft::spawn: the task was already polled; spawn a fresh one");
   }
   if (core == nullptr) core = current_core();
