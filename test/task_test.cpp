@@ -218,7 +218,7 @@ TEST_SUITE("task") {
       } catch (const std::invalid_argument&) {
         refused = true;
       }
-      co_return refused && co_await taken == 42;
+      co_return refused&& co_await taken == 42;
     };
     Task<bool> task = body();
     auto poll = poll_once(task);
