@@ -24,7 +24,7 @@ OwnedTasks::Shard& OwnedTasks::shard_of(const TaskHeader* task) noexcept {
 
 bool OwnedTasks::insert(TaskHeader* task) {
   Shard& shard = shard_of(task);
-  std::lock_guard lock(shard.mutex);
+  std::lock_guard guard(shard.lock);
   if (shard.closed) return false;
   task->owned_prev = nullptr;
   task->owned_next = shard.head;
@@ -36,7 +36,7 @@ bool OwnedTasks::insert(TaskHeader* task) {
 
 bool OwnedTasks::remove(TaskHeader* task) {
   Shard& shard = shard_of(task);
-  std::lock_guard lock(shard.mutex);
+  std::lock_guard guard(shard.lock);
   if (!task->owned_linked) return false;
   if (task->owned_prev != nullptr) {
     task->owned_prev->owned_next = task->owned_next;
@@ -50,7 +50,7 @@ bool OwnedTasks::remove(TaskHeader* task) {
 
 void OwnedTasks::close() {
   for (std::size_t i = 0; i <= m_mask; ++i) {
-    std::lock_guard lock(m_shards[i].mutex);
+    std::lock_guard guard(m_shards[i].lock);
     m_shards[i].closed = true;
   }
 }
@@ -58,7 +58,7 @@ void OwnedTasks::close() {
 TaskHeader* OwnedTasks::pop() {
   for (std::size_t i = 0; i <= m_mask; ++i) {
     Shard& shard = m_shards[i];
-    std::lock_guard lock(shard.mutex);
+    std::lock_guard guard(shard.lock);
     TaskHeader* task = shard.head;
     if (task == nullptr) continue;
     shard.head = task->owned_next;

@@ -40,7 +40,7 @@ class OwnedTasks {
 
  private:
   struct alignas(64) Shard {
-    SpinLock mutex;
+    SpinLock lock;
     TaskHeader* head = nullptr;
     bool closed = false;
   };
