@@ -26,6 +26,13 @@ Task<void> bounce(PingPong* game) {
   spawn(bounce(game));
 }
 
+/// Starts the pair of tasks that keep respawning each other.
+Task<void> start_pair(PingPong* game) {
+  spawn(bounce(game));
+  spawn(bounce(game));
+  co_return;
+}
+
 Task<void> mark(std::atomic<long>* seen_at, PingPong* game) {
   seen_at->store(game->spawns.load(std::memory_order_relaxed), std::memory_order_release);
   co_return;
@@ -63,12 +70,7 @@ TEST_SUITE("fairness") {
     };
     runtime.spawn(waiter(&gate, &seen_at, &game));
     REQUIRE(eventually([&] { return gate.has_waiter(); }));
-    auto start = [](PingPong* g) -> Task<void> {
-      spawn(bounce(g));
-      spawn(bounce(g));
-      co_return;
-    };
-    runtime.spawn(start(&game));
+    runtime.spawn(start_pair(&game));
     REQUIRE(eventually([&] { return game.spawns.load() > 1000; }));
     long opened_at = game.spawns.load();
     gate.open();  // the wake goes through the inject queue
@@ -81,12 +83,7 @@ TEST_SUITE("fairness") {
   TEST_CASE("a task spawned from outside runs while local tasks keep respawning") {
     Runtime runtime(RuntimeOptions{.workers = 1});
     PingPong game;
-    auto start = [](PingPong* g) -> Task<void> {
-      spawn(bounce(g));
-      spawn(bounce(g));
-      co_return;
-    };
-    runtime.spawn(start(&game));
+    runtime.spawn(start_pair(&game));
     REQUIRE(eventually([&] { return game.spawns.load() > 1000; }));
     std::atomic<long> seen_at{-1};
     runtime.spawn(mark(&seen_at, &game));
