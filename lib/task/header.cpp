@@ -49,6 +49,14 @@ void destroy_frame(TaskHeader* task) noexcept {
   task->frame_handle().destroy();
 }
 
+/// Destroys a finished task's result (its frame), reporting an exception nobody took. For
+/// whoever owns the result: the completer of a detached task, or the join handle.
+void drop_result(TaskHeader* task) noexcept {
+  if (task->frame_destroyed) return;  // cancelled: the frame went at cancellation
+  report_if_unobserved(task);
+  destroy_frame(task);
+}
+
 /// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING. Drops
 /// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more.
 void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
@@ -60,20 +68,14 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noex
   // acquire: pairs with the release of drop_join_interest. Once clear, JOIN_INTEREST stays
   // clear, so a detached task can drop its result first and then complete in one step.
   if ((task->state.load(std::memory_order_acquire) & TaskState::k_join_interest) == 0) {
-    if (!task->frame_destroyed) {
-      report_if_unobserved(task);
-      destroy_frame(task);
-    }
+    drop_result(task);
     if (task->state.complete_detached(extra_refs + 1)) deallocate(task);
     return;
   }
   TaskState::Word before = task->state.transition_to_complete();
   if ((before & TaskState::k_join_interest) == 0) {
     // Detached: nobody will take the result, so it goes now.
-    if (!task->frame_destroyed) {
-      report_if_unobserved(task);
-      destroy_frame(task);
-    }
+    drop_result(task);
   } else if ((before & TaskState::k_join_waker) != 0) {
     task->join_waker->wake_by_ref();
   }
@@ -255,10 +257,7 @@ PromiseBase& promise_of(TaskHeader* task) noexcept {
 
 void join_drop(TaskHeader* task) noexcept {
   if (!task->state.drop_join_interest()) return;  // detached; the reference went with it
-  if (!task->frame_destroyed) {
-    report_if_unobserved(task);
-    destroy_frame(task);
-  }
+  drop_result(task);
   release_task(task);
 }
 
