@@ -3,10 +3,12 @@
 
 #include "weft/error.hpp"
 #include "weft/future.hpp"
+#include "weft/join.hpp"
 #include "weft/join_handle.hpp"
 #include "weft/oneshot.hpp"
 #include "weft/poll.hpp"
 #include "weft/runtime.hpp"
+#include "weft/select.hpp"
 #include "weft/task.hpp"
 #include "weft/waker.hpp"
 #include "weft/yield.hpp"
