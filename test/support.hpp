@@ -1,6 +1,8 @@
 // Shared helpers for the tests: futures whose readiness the test controls, and bounded waits.
 #pragma once
 
+#include <dirent.h>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -115,5 +117,16 @@ class Blocker {
   std::atomic<bool> m_running{false};
   std::atomic<bool> m_released{false};
 };
+
+/// How many descriptors this process has open, from /proc/self/fd.
+inline int open_fd_count() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int count = 0;
+  while (::readdir(dir) != nullptr)
+    ++count;
+  ::closedir(dir);
+  return count - 3;  // ".", ".." and the directory's own descriptor
+}
 
 }  // namespace weft::test

@@ -2,7 +2,10 @@
 //
 // Convention: weft reports failures by throwing; a co_await rethrows what the awaited work
 // threw. Misuse of the API (for instance joining a task from inside a worker) throws
-// std::logic_error.
+// std::logic_error. I/O failures throw std::system_error: code() is the errno value in
+// std::system_category() (libuv's codes are mapped to it), and what() names the operation,
+// for instance "weft: connect 127.0.0.1:1: Connection refused". Ends that are part of the
+// normal course of a dialog are values, not errors: read() returns 0 at end of stream.
 #pragma once
 
 #include <stdexcept>
@@ -13,6 +16,12 @@ namespace weft {
 class TaskCancelled : public std::runtime_error {
  public:
   TaskCancelled() : std::runtime_error("weft: task was cancelled") {}
+};
+
+/// Thrown by weft::timeout when the deadline passes before the future is ready.
+class TimedOut : public std::runtime_error {
+ public:
+  TimedOut() : std::runtime_error("weft: timed out") {}
 };
 
 /// Thrown when receiving from a channel whose every sender is gone.

@@ -1,7 +1,7 @@
 // weft::select(f1, f2, ...): race futures; the first to be ready wins and the rest are
 // cancelled.
 //
-//   auto won = co_await weft::select(fetch(), weft::sleep(1s));
+//   auto won = co_await weft::select(fetch(), weft::sleep_for(1s));
 //   if (won.index() == 0) use(std::get<0>(won));
 //
 // - select takes two or more futures by value (Tasks, channel receivers, user leaf futures,

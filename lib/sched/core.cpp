@@ -35,6 +35,7 @@ RuntimeOptions with_defaults(RuntimeOptions options) {
 
 Core::Core(RuntimeOptions options)
     : m_options(with_defaults(std::move(options))),
+      m_reactor(new Reactor()),
       m_idle(m_options.workers),
       m_owned(m_options.workers) {
   m_workers.reserve(m_options.workers);
@@ -43,7 +44,9 @@ Core::Core(RuntimeOptions options)
   }
 }
 
-Core::~Core() = default;
+Core::~Core() {
+  m_reactor->release();
+}
 
 void Core::start() {
   m_threads.reserve(m_workers.size());
@@ -164,6 +167,9 @@ void Core::shutdown() {
   for (auto& thread : m_threads) {
     if (thread.joinable()) thread.join();
   }
+  // From here on the thread that submits a loop op also runs the loop, so the handles that
+  // cancelled tasks close below finish closing.
+  m_reactor->mark_runtime_stopped();
 
   // The workers are gone; this thread is now the only one that runs tasks. Cancelling a task
   // runs its destructors, which may spawn (refused once closed: cancelled at once) or wake

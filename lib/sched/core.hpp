@@ -1,5 +1,5 @@
 // The scheduler shared by a runtime's workers: the workers themselves, the inject queue, the
-// idle set, the owned-task list and the options.
+// idle set, the owned-task list, the reactor and the options.
 //
 // Lifetime: reference-counted. The Runtime holds one reference and every task header holds
 // one, because a waker may reach the scheduler through its task on any thread at any time
@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/reactor.hpp"
 #include "sched/idle.hpp"
 #include "sched/inject.hpp"
 #include "task/owned_tasks.hpp"
@@ -73,6 +74,7 @@ class Core {
   [[nodiscard]] Inject& inject() noexcept { return m_inject; }
   [[nodiscard]] Idle& idle() noexcept { return m_idle; }
   [[nodiscard]] OwnedTasks& owned() noexcept { return m_owned; }
+  [[nodiscard]] Reactor& reactor() noexcept { return *m_reactor; }
   [[nodiscard]] const RuntimeOptions& options() const noexcept { return m_options; }
 
  private:
@@ -80,6 +82,8 @@ class Core {
   void drain_inject() noexcept;
 
   RuntimeOptions m_options;
+  /// Holds one reference; sockets and timers hold the others (the reactor may outlive us).
+  Reactor* m_reactor;
   Inject m_inject;
   Idle m_idle;
   OwnedTasks m_owned;

@@ -1,5 +1,7 @@
 #include "sched/idle.hpp"
 
+#include <algorithm>
+
 namespace weft::detail {
 
 Idle::Idle(std::size_t workers)
@@ -62,6 +64,15 @@ bool Idle::transition_worker_to_parked(std::size_t worker, bool searching) {
 bool Idle::transition_worker_from_parked(std::size_t worker) {
   std::lock_guard lock(m_mutex);
   return !m_parked[worker];
+}
+
+void Idle::unpark_self(std::size_t worker) {
+  std::lock_guard lock(m_mutex);
+  if (!m_parked[worker]) return;  // unpark_one took it out already
+  std::erase(m_sleepers, worker);
+  m_parked[worker] = false;
+  // seq_cst: one total order for every change of the counts (see the header).
+  m_state.fetch_add(k_unparked_one | k_searching_one, std::memory_order_seq_cst);
 }
 
 std::uint32_t Idle::searching() const noexcept {

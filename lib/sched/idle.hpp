@@ -43,6 +43,9 @@ class Idle {
   /// After a wake-up: true when the worker was unparked by unpark_one (it is now counted
   /// searching); false for a spurious wake-up.
   [[nodiscard]] bool transition_worker_from_parked(std::size_t worker);
+  /// A parked worker that woke with work of its own (readiness it found while sleeping in the
+  /// reactor's loop) counts itself unparked and searching, as unpark_one would have.
+  void unpark_self(std::size_t worker);
 
   [[nodiscard]] std::uint32_t searching() const noexcept;
   [[nodiscard]] std::uint32_t unparked() const noexcept;

@@ -1,5 +1,7 @@
 #include "sched/parker.hpp"
 
+#include "io/reactor.hpp"
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -46,10 +48,32 @@ void Parker::park() noexcept {
 }
 
 void Parker::unpark() noexcept {
-  // release: pairs with the acquire in park(), publishing the work that prompted the unpark.
-  if (m_state.exchange(k_notified, std::memory_order_release) == k_parked) {
+  // acq_rel: release pairs with the acquire in park() and leave_loop(), publishing the work
+  // that prompted the unpark; acquire pairs with enter_loop's release, so m_reactor is seen.
+  const std::uint32_t previous = m_state.exchange(k_notified, std::memory_order_acq_rel);
+  if (previous == k_parked) {
     futex_wake_one(m_state);
+  } else if (previous == k_in_loop) {
+    m_reactor->wake_loop();
   }
+}
+
+bool Parker::enter_loop(Reactor& reactor) noexcept {
+  m_reactor = &reactor;
+  std::uint32_t expected = k_empty;
+  // release: publishes m_reactor to an unpark that sees IN_LOOP (its acquire).
+  if (m_state.compare_exchange_strong(expected, k_in_loop, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+    return true;
+  }
+  // A token is waiting. acquire: pairs with unpark's release.
+  m_state.exchange(k_empty, std::memory_order_acquire);
+  return false;
+}
+
+bool Parker::leave_loop() noexcept {
+  // acquire: pairs with unpark's release when a token arrived during the sleep.
+  return m_state.exchange(k_empty, std::memory_order_acquire) == k_notified;
 }
 
 }  // namespace weft::detail

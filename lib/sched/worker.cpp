@@ -105,6 +105,8 @@ void Worker::return_core_reference() noexcept {
 TaskHeader* Worker::next_task() {
   ++m_tick;
   if (m_tick % k_inject_interval == 0) {
+    // Readiness that arrived while every worker was busy: its tasks join this queue.
+    m_core.reactor().poll_without_blocking();
     if (TaskHeader* task = m_core.inject().pop(m_inject_token)) {
       if (m_lifo != nullptr) {
         const bool first = m_queue.is_empty();  // see schedule_local
@@ -210,9 +212,15 @@ void Worker::park() {
   m_searching = false;
   if (last_searcher) m_core.notify_if_work_pending();
   while (!m_core.is_shutdown()) {
-    m_parker.park();
+    // One parked worker sleeps in the reactor's loop, so that I/O and timers wake it; the
+    // others sleep on their futex.
+    if (!m_core.reactor().park_in_loop(m_parker)) m_parker.park();
+    if (m_lifo != nullptr || !m_queue.is_empty()) {
+      // The loop's callbacks woke tasks onto this worker: it runs them itself.
+      m_core.idle().unpark_self(m_index);
+    }
     if (m_core.idle().transition_worker_from_parked(m_index)) {
-      m_searching = true;  // unpark_one counted this worker as searching
+      m_searching = true;  // unpark_one or unpark_self counted this worker as searching
       break;
     }
   }

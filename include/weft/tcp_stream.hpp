@@ -1,0 +1,192 @@
+// weft::TcpStream: a connected TCP socket whose reads and writes are futures.
+//
+// Every operation tries its system call first and waits for readiness (through the runtime's
+// reactor) only when the call would block; readiness is a hint, so it then tries again.
+// Errors throw std::system_error (see weft/error.hpp); end of stream is read() returning 0.
+// SIGPIPE never fires: writes use MSG_NOSIGNAL, and a write to a reset peer throws EPIPE or
+// ECONNRESET.
+//
+// Rules of use
+// - At most one read and one write may be pending at a time (one reader task, one writer
+//   task). The stream must outlive its pending futures and must not be moved while one is
+//   pending. Dropping a pending future cancels it: nothing was consumed or is lost, except
+//   that write_all may have written a prefix.
+// - Buffers passed to read() and write_all() must stay valid until the future completes or is
+//   dropped.
+// - The stream closes on destruction (or close()). Closing waits for nothing; the descriptor
+//   is released once the reactor has stopped watching it, so its number is never reused while
+//   an old event for it could still arrive.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "weft/future.hpp"
+#include "weft/socket_address.hpp"
+
+namespace weft {
+
+namespace detail {
+class IoSource;
+
+/// A future's waker left with a socket's registration, taken back if the future is dropped.
+class PendingIo {
+ public:
+  PendingIo() noexcept = default;
+  PendingIo(PendingIo&& other) noexcept
+      : m_source(std::exchange(other.m_source, nullptr)), m_direction(other.m_direction) {}
+  PendingIo& operator=(PendingIo&&) = delete;
+  ~PendingIo() { reset(); }
+
+  void set(IoSource* source, unsigned direction) noexcept {
+    m_source = source;
+    m_direction = direction;
+  }
+  /// Forgets the wait after the future has been woken or completed.
+  void clear() noexcept { m_source = nullptr; }
+  /// Withdraws the waker from the registration.
+  void reset() noexcept;
+
+ private:
+  IoSource* m_source = nullptr;
+  unsigned m_direction = 0;
+};
+}  // namespace detail
+
+class TcpStream;
+
+/// How read_until stopped.
+enum class ReadUntilEnd {
+  delimiter,  ///< found the delimiter; it is the last byte of `bytes`
+  eof,        ///< the peer closed first; `bytes` holds what came before (maybe nothing)
+  limit,      ///< `max` bytes arrived without the delimiter; `bytes` holds them
+};
+
+struct ReadUntilResult {
+  std::string bytes;
+  ReadUntilEnd end;
+};
+
+class [[nodiscard]] ConnectFuture {
+ public:
+  using Output = TcpStream;
+  explicit ConnectFuture(SocketAddress address) noexcept : m_address(address) {}
+  ConnectFuture(ConnectFuture&& other) noexcept;
+  ConnectFuture& operator=(ConnectFuture&&) = delete;
+  ~ConnectFuture();
+  Poll<TcpStream> poll(Context& cx);
+
+ private:
+  SocketAddress m_address;
+  int m_fd = -1;
+  detail::IoSource* m_source = nullptr;
+  detail::PendingIo m_pending;
+};
+
+class [[nodiscard]] ReadFuture {
+ public:
+  using Output = std::size_t;
+  ReadFuture(TcpStream& stream, std::span<char> buffer) noexcept
+      : m_stream(&stream), m_buffer(buffer) {}
+  Poll<std::size_t> poll(Context& cx);
+
+ private:
+  TcpStream* m_stream;
+  std::span<char> m_buffer;
+  detail::PendingIo m_pending;
+};
+
+class [[nodiscard]] ReadUntilFuture {
+ public:
+  using Output = ReadUntilResult;
+  ReadUntilFuture(TcpStream& stream, char delimiter, std::size_t max) noexcept
+      : m_stream(&stream), m_delimiter(delimiter), m_max(max) {}
+  Poll<ReadUntilResult> poll(Context& cx);
+
+ private:
+  TcpStream* m_stream;
+  char m_delimiter;
+  std::size_t m_max;
+  detail::PendingIo m_pending;
+};
+
+class [[nodiscard]] WriteAllFuture {
+ public:
+  using Output = void;
+  WriteAllFuture(TcpStream& stream, std::string_view bytes) noexcept
+      : m_stream(&stream), m_bytes(bytes) {}
+  Poll<void> poll(Context& cx);
+
+ private:
+  TcpStream* m_stream;
+  std::string_view m_bytes;
+  detail::PendingIo m_pending;
+};
+
+class TcpStream {
+ public:
+  /// A stream that is not connected; every operation on it throws.
+  TcpStream() noexcept = default;
+  /// Adopts a connected, non-blocking socket descriptor.
+  explicit TcpStream(int fd) noexcept : m_fd(fd) {}
+  TcpStream(TcpStream&& other) noexcept
+      : m_fd(std::exchange(other.m_fd, -1)),
+        m_source(std::exchange(other.m_source, nullptr)),
+        m_buffered(std::move(other.m_buffered)) {}
+  TcpStream& operator=(TcpStream&& other) noexcept;
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+  ~TcpStream() { close(); }
+
+  /// Connects to "HOST:PORT" (numeric, see SocketAddress). Throws std::invalid_argument for a
+  /// malformed address; the future throws std::system_error when the connection fails.
+  [[nodiscard]] static ConnectFuture connect(std::string_view address);
+  [[nodiscard]] static ConnectFuture connect(const SocketAddress& address) noexcept {
+    return ConnectFuture(address);
+  }
+
+  /// Reads what is available, at most buffer.size() bytes, waiting until at least one byte
+  /// is. Yields 0 at end of stream.
+  ReadFuture read(std::span<char> buffer) noexcept { return ReadFuture(*this, buffer); }
+  /// Reads until `delimiter`, end of stream, or `max` bytes, whichever comes first. Bytes
+  /// that arrive after the delimiter are kept for the next read or read_until. At most
+  /// `max` bytes plus one socket read are ever buffered.
+  ReadUntilFuture read_until(char delimiter, std::size_t max) noexcept {
+    return ReadUntilFuture(*this, delimiter, max);
+  }
+  /// Writes every byte, waiting while the socket's send buffer is full.
+  WriteAllFuture write_all(std::string_view bytes) noexcept { return WriteAllFuture(*this, bytes); }
+
+  /// Sends FIN: the peer reads end of stream, and this side can still read.
+  void shutdown_write();
+  /// Disables Nagle's algorithm (TCP_NODELAY).
+  void set_nodelay(bool enabled);
+
+  [[nodiscard]] SocketAddress peer_addr() const;
+  [[nodiscard]] SocketAddress local_addr() const;
+  [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
+  [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+
+  /// Closes now (idempotent). Pending futures must already be gone.
+  void close() noexcept;
+
+ private:
+  friend class ConnectFuture;
+  friend class ReadFuture;
+  friend class ReadUntilFuture;
+  friend class WriteAllFuture;
+
+  /// The socket's registration with the current runtime's reactor, made at the first wait.
+  detail::IoSource& source();
+  int checked_fd(const char* operation) const;
+
+  int m_fd = -1;
+  detail::IoSource* m_source = nullptr;
+  /// Bytes read past a delimiter by read_until, handed out first by the next read.
+  std::string m_buffered;
+};
+
+}  // namespace weft

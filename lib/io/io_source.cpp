@@ -1,0 +1,175 @@
+#include "io/io_source.hpp"
+
+#include <unistd.h>
+
+#include <mutex>
+#include <utility>
+
+namespace weft::detail {
+namespace {
+
+constexpr unsigned k_both = IoSource::k_read | IoSource::k_write;
+
+int uv_events(unsigned directions) noexcept {
+  int events = 0;
+  if ((directions & IoSource::k_read) != 0) events |= UV_READABLE;
+  if ((directions & IoSource::k_write) != 0) events |= UV_WRITABLE;
+  return events;
+}
+
+std::size_t slot(unsigned direction) noexcept {
+  return direction == IoSource::k_read ? 0 : 1;
+}
+
+}  // namespace
+
+IoSource::IoSource(Reactor& reactor, int fd) : m_reactor(reactor), m_fd(fd) {
+  m_reactor.retain();
+}
+
+IoSource::~IoSource() = default;
+
+void IoSource::wait(unsigned direction, const Waker& waker) {
+  bool submit = false;
+  {
+    std::lock_guard lock(m_lock);
+    std::optional<Waker>& stored = m_wakers[slot(direction)];
+    if (!stored || !stored->will_wake(waker)) stored.emplace(waker);
+    if ((m_wanted & direction) == 0) {
+      m_wanted |= direction;
+      submit = !std::exchange(m_sync_queued, true);
+    }
+  }
+  if (submit) m_reactor.submit({&IoSource::apply_sync, this});
+}
+
+void IoSource::cancel_wait(unsigned direction) noexcept {
+  std::optional<Waker> dropped;
+  std::lock_guard lock(m_lock);
+  // The waker is destroyed after the lock is released (declared before the guard).
+  dropped.swap(m_wakers[slot(direction)]);
+}
+
+void IoSource::close() noexcept {
+  m_reactor.submit({&IoSource::apply_close, this});
+}
+
+void IoSource::apply_sync(Reactor& reactor, void* self_ptr) noexcept {
+  auto* self = static_cast<IoSource*>(self_ptr);
+  unsigned wanted;
+  {
+    std::lock_guard lock(self->m_lock);
+    self->m_sync_queued = false;
+    wanted = self->m_wanted;
+  }
+  if (!self->m_initialized) {
+    if (::uv_poll_init(reactor.loop(), &self->m_poll, self->m_fd) != 0) {
+      // The descriptor cannot be watched. Wake the waiters: their retried system call
+      // reports the real error.
+      std::optional<Waker> woken[2];
+      {
+        std::lock_guard lock(self->m_lock);
+        woken[0].swap(self->m_wakers[0]);
+        woken[1].swap(self->m_wakers[1]);
+        self->m_wanted = 0;
+      }
+      for (auto& waker : woken) {
+        if (waker) {
+          std::move(*waker).wake();
+          reactor.after_wake();  // uv_stop outside uv_run: the next uv_run returns at once
+        }
+      }
+      return;
+    }
+    self->m_poll.data = self;
+    self->m_initialized = true;
+  }
+  self->sync_armed(wanted);
+}
+
+void IoSource::sync_armed(unsigned wanted) noexcept {
+  if (wanted == m_armed) return;
+  if (wanted == 0) {
+    ::uv_poll_stop(&m_poll);
+    m_reactor.add_waiting(-1);
+  } else {
+    if (::uv_poll_start(&m_poll, uv_events(wanted), &IoSource::on_poll) != 0) {
+      // As for a failed init: wake everyone and let the system call tell the error.
+      on_poll(&m_poll, UV_EBADF, 0);
+      return;
+    }
+    if (m_armed == 0) m_reactor.add_waiting(1);
+  }
+  m_armed = wanted;
+}
+
+void IoSource::on_poll(uv_poll_t* handle, int status, int events) noexcept {
+  auto* self = static_cast<IoSource*>(handle->data);
+  unsigned fired = 0;
+  if (status < 0) {
+    // libuv stops the handle on POLLERR; wake both directions, whose retried system calls
+    // report the socket's error.
+    fired = k_both;
+    if (self->m_armed != 0 && !::uv_is_active(reinterpret_cast<uv_handle_t*>(handle))) {
+      self->m_armed = 0;
+      self->m_reactor.add_waiting(-1);
+    }
+  } else {
+    if ((events & (UV_READABLE | UV_DISCONNECT)) != 0) fired |= k_read;
+    if ((events & UV_WRITABLE) != 0) fired |= k_write;
+  }
+  std::optional<Waker> woken[2];
+  unsigned wanted;
+  {
+    std::lock_guard lock(self->m_lock);
+    for (unsigned direction : {k_read, k_write}) {
+      if ((fired & direction) == 0) continue;
+      if (self->m_wakers[slot(direction)]) {
+        woken[slot(direction)].swap(self->m_wakers[slot(direction)]);
+      } else {
+        self->m_wanted &= ~direction;  // nobody waits: stop watching this direction
+      }
+    }
+    if (status < 0) self->m_wanted = 0;
+    wanted = self->m_wanted;
+  }
+  self->sync_armed(wanted);
+  for (auto& waker : woken) {
+    if (waker) {
+      std::move(*waker).wake();
+      self->m_reactor.after_wake();
+    }
+  }
+}
+
+void IoSource::apply_close(Reactor& reactor, void* self_ptr) noexcept {
+  auto* self = static_cast<IoSource*>(self_ptr);
+  std::optional<Waker> dropped[2];
+  {
+    std::lock_guard lock(self->m_lock);
+    dropped[0].swap(self->m_wakers[0]);
+    dropped[1].swap(self->m_wakers[1]);
+  }
+  if (!self->m_initialized) {
+    ::close(self->m_fd);
+    reactor.release_from_loop();
+    delete self;
+    return;
+  }
+  if (self->m_armed != 0) reactor.add_waiting(-1);
+  self->m_armed = 0;
+  // uv_close removes the fd from epoll; only then may the number be released for reuse.
+  ::uv_close(reinterpret_cast<uv_handle_t*>(&self->m_poll), &IoSource::on_closed);
+  ::close(self->m_fd);
+  reactor.add_waiting(1);  // the close callback is still to run
+}
+
+void IoSource::on_closed(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<IoSource*>(handle->data);
+  Reactor& reactor = self->m_reactor;
+  reactor.add_waiting(-1);
+  reactor.release_from_loop();
+  delete self;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,165 @@
+#include "io/reactor.hpp"
+
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include "io/uv_error.hpp"
+#include "sched/core.hpp"
+#include "sched/parker.hpp"
+
+namespace weft::detail {
+
+Reactor::Reactor() {
+  if (int rc = ::uv_loop_init(&m_loop); rc != 0) throw uv_error(rc, "uv_loop_init");
+  // The wake-up handle only interrupts epoll_wait; the holder drains the ops after uv_run.
+  if (int rc = ::uv_async_init(&m_loop, &m_wakeup, [](uv_async_t*) {}); rc != 0) {
+    ::uv_loop_close(&m_loop);
+    throw uv_error(rc, "uv_async_init");
+  }
+  m_ops.reserve(64);
+  m_draining.reserve(64);
+}
+
+Reactor::~Reactor() {
+  // Every other handle held a reference, so only the wake-up handle is left to close.
+  ::uv_close(reinterpret_cast<uv_handle_t*>(&m_wakeup), nullptr);
+  ::uv_run(&m_loop, UV_RUN_DEFAULT);
+  ::uv_loop_close(&m_loop);
+}
+
+void Reactor::retain() noexcept {
+  // relaxed: a new reference is made from one that keeps the reactor alive.
+  m_refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Reactor::release() noexcept {
+  // acq_rel: the last owner sees every other owner's writes before deleting; pairs with itself.
+  if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+bool Reactor::try_take_token() noexcept {
+  // seq_cst: the acquire half of the token (pairs with the store in give_token_up), and the
+  // load half of the Dekker pair with give_token_up's re-check of m_has_ops.
+  return !m_driver.load(std::memory_order_relaxed) &&
+         !m_driver.exchange(true, std::memory_order_seq_cst);
+}
+
+void Reactor::give_token_up() noexcept {
+  std::size_t releases = 0;
+  for (;;) {
+    if (m_runtime_stopped.load(std::memory_order_relaxed)) {
+      // Nobody else will run the loop: finish the closes the ops just started.
+      ::uv_run(&m_loop, UV_RUN_NOWAIT);
+    }
+    releases += std::exchange(m_deferred_releases, 0);
+    // seq_cst: releases the loop to the next holder (its exchange in try_take_token), and is
+    // the store half of the Dekker pair with submit's queue-then-take.
+    m_driver.store(false, std::memory_order_seq_cst);
+    // seq_cst: the load half of that pair; a submitter that failed to take the token pushed
+    // its op before, so either we see it here or it took the token after our store.
+    if (!m_has_ops.load(std::memory_order_seq_cst) || !try_take_token()) break;
+    drain_ops();
+  }
+  for (; releases != 0; --releases)
+    release();
+}
+
+void Reactor::drain_ops() noexcept {
+  // seq_cst: pairs with the store in submit (see the invariants in the header).
+  if (!m_has_ops.load(std::memory_order_seq_cst)) return;
+  {
+    std::lock_guard lock(m_ops_mutex);
+    std::swap(m_ops, m_draining);
+    // relaxed: under the mutex, which orders it with the next push.
+    m_has_ops.store(false, std::memory_order_relaxed);
+  }
+  for (const Op& op : m_draining)
+    op.apply(*this, op.target);
+  m_draining.clear();
+}
+
+void Reactor::submit(Op op) {
+  if (try_take_token()) {
+    drain_ops();  // earlier ops first: they may concern the same handle
+    op.apply(*this, op.target);
+    give_token_up();
+    return;
+  }
+  {
+    std::lock_guard lock(m_ops_mutex);
+    m_ops.push_back(op);
+    // seq_cst: the store half of both Dekker pairs (with give_token_up and park_in_loop).
+    m_has_ops.store(true, std::memory_order_seq_cst);
+  }
+  // seq_cst: read after the store above; if the holder sleeps in epoll_wait, wake it.
+  if (m_blocking.load(std::memory_order_seq_cst)) wake_loop();
+  if (try_take_token()) {
+    drain_ops();
+    give_token_up();
+  }
+}
+
+bool Reactor::park_in_loop(Parker& parker) {
+  if (!try_take_token()) return false;
+  drain_ops();
+  if (parker.enter_loop(*this)) {
+    for (;;) {
+      // seq_cst: the store half of the Dekker pair with submit's read of m_blocking.
+      m_blocking.store(true, std::memory_order_seq_cst);
+      // seq_cst: the load half; an op queued before we announced the sleep is applied first,
+      // so that the sleep already watches what it asks for.
+      if (!m_has_ops.load(std::memory_order_seq_cst)) break;
+      m_blocking.store(false, std::memory_order_relaxed);
+      drain_ops();
+    }
+    ::uv_run(&m_loop, UV_RUN_ONCE);
+    // relaxed: only avoids needless wake-ups; a stale true costs one uv_async_send.
+    m_blocking.store(false, std::memory_order_relaxed);
+    (void)parker.leave_loop();
+  }
+  drain_ops();
+  give_token_up();
+  return true;
+}
+
+void Reactor::poll_without_blocking() {
+  // relaxed: an estimate; a handle armed a moment ago is seen at the next interval.
+  if (m_waiting.load(std::memory_order_relaxed) == 0 &&
+      !m_has_ops.load(std::memory_order_relaxed)) {
+    return;
+  }
+  if (!try_take_token()) return;
+  drain_ops();
+  ::uv_run(&m_loop, UV_RUN_NOWAIT);
+  drain_ops();
+  give_token_up();
+}
+
+void Reactor::wake_loop() noexcept {
+  ::uv_async_send(&m_wakeup);
+}
+
+void Reactor::mark_runtime_stopped() noexcept {
+  m_runtime_stopped.store(true, std::memory_order_relaxed);
+  // Run the loop once now, so handles closed during the last polls finish closing.
+  if (try_take_token()) {
+    drain_ops();
+    give_token_up();
+  }
+}
+
+void Reactor::add_waiting(int delta) noexcept {
+  // relaxed: written by the token's holder only; read as an estimate (poll_without_blocking).
+  m_waiting.store(m_waiting.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+Reactor& current_reactor() {
+  Core* core = current_core();
+  if (core == nullptr) {
+    throw std::logic_error("weft: sockets and timers can only be awaited inside a weft runtime");
+  }
+  return core->reactor();
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,116 @@
+// The reactor: one libuv loop per runtime, driven by whichever thread holds the driver token.
+//
+// libuv's loop is not thread-safe (only uv_async_send is), so every call into it happens
+// while holding the driver token. Who holds it (see docs/design.md, "The reactor"):
+// - a worker with nothing to do parks *in the loop*: it blocks in uv_run(UV_RUN_ONCE), which
+//   sleeps in epoll_wait until I/O, a timer or an unpark (uv_async_send) arrives. Only one
+//   worker parks this way; the others park on their futex.
+// - a busy worker polls the loop without blocking every Worker::k_inject_interval ticks, so
+//   readiness is seen within a bounded number of task polls even when no worker is idle.
+// - a task that must change the loop (arm interest in a socket, start or stop a timer, close
+//   a handle) submits an Op. If the token is free it applies the op at once, on its own
+//   thread; otherwise it queues the op and, when the holder sleeps in epoll_wait, wakes it.
+//   The holder applies queued ops before it sleeps and before it gives the token up.
+//
+// Invariants
+// - m_driver is the token: exchange(true) takes it, store(false) gives it up. The loop, every
+//   uv handle and m_deferred_releases are touched only by the token's holder.
+// - Ops apply in submission order: the queue is drained before an op is applied directly.
+// - No op is stranded: a submitter queues, then tries to take the token; a holder gives the
+//   token up, then looks at the queue (seq_cst on both sides, a Dekker pair), so one of them
+//   sees the other and drains.
+// - A holder that is about to sleep sets m_blocking and then looks at the queue; a submitter
+//   queues and then reads m_blocking, waking the loop when it is set (the same Dekker pair).
+// - The reactor is reference-counted: the Core holds one reference and every handle (socket
+//   registration, timer, signal) holds one until libuv has closed it. A release that happens
+//   inside the loop is deferred until the token is given up, so the reactor is never freed
+//   from inside its own uv_run.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <vector>
+
+namespace weft::detail {
+
+class Parker;
+
+class Reactor {
+ public:
+  /// A change to the loop, applied by the token's holder. `target` must stay alive until the
+  /// op has run; handles guarantee it by freeing themselves only in libuv's close callback,
+  /// which follows every op they submit.
+  struct Op {
+    void (*apply)(Reactor& reactor, void* target);
+    void* target;
+  };
+
+  Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  void retain() noexcept;
+  /// Frees the reactor when this was the last reference.
+  void release() noexcept;
+
+  /// Any thread. Applies `op` now if the token is free, else queues it for the holder.
+  void submit(Op op);
+
+  /// Worker about to park. Takes the token if it is free and sleeps in the loop until I/O, a
+  /// timer or an unpark of `parker` (which then goes through uv_async_send). Returns false
+  /// without sleeping when another thread holds the token; the caller parks on its futex.
+  bool park_in_loop(Parker& parker);
+  /// Busy worker: one non-blocking turn of the loop, if the token is free and anything is
+  /// registered. Readiness found here wakes tasks onto the caller's queue.
+  void poll_without_blocking();
+  /// Any thread: makes a uv_run sleeping in this loop return.
+  void wake_loop() noexcept;
+
+  /// After the runtime's workers have exited: no worker drives the loop any more, so every
+  /// later op also runs the loop once, to finish closing handles.
+  void mark_runtime_stopped() noexcept;
+
+  /// Token holder only.
+  [[nodiscard]] uv_loop_t* loop() noexcept { return &m_loop; }
+  /// Token holder, inside a loop callback that woke a task: makes uv_run return instead of
+  /// sleeping. libuv runs due timers before it computes the epoll timeout, so without this a
+  /// task woken by a timer would wait in the sleeping worker's queue until the next event.
+  void after_wake() noexcept { ::uv_stop(&m_loop); }
+  /// Token holder only: a handle's close callback gives its reference back through this.
+  void release_from_loop() noexcept { ++m_deferred_releases; }
+  /// Token holder only: how many handles wait on the loop (armed sockets, running timers and
+  /// signals). Busy workers skip their poll when it is zero.
+  void add_waiting(int delta) noexcept;
+
+ private:
+  ~Reactor();
+
+  bool try_take_token() noexcept;
+  /// Gives the token up, then drains whatever was queued meanwhile (see the invariants).
+  void give_token_up() noexcept;
+  void drain_ops() noexcept;
+  void settle_deferred_releases() noexcept;
+
+  uv_loop_t m_loop;
+  uv_async_t m_wakeup;
+  alignas(64) std::atomic<bool> m_driver{false};
+  std::atomic<bool> m_blocking{false};
+  std::atomic<bool> m_has_ops{false};
+  std::atomic<bool> m_runtime_stopped{false};
+  /// Relaxed: an estimate for poll_without_blocking; written only by the token's holder.
+  std::atomic<int> m_waiting{0};
+  std::mutex m_ops_mutex;
+  std::vector<Op> m_ops;
+  std::vector<Op> m_draining;
+  std::size_t m_deferred_releases = 0;
+  alignas(64) std::atomic<std::size_t> m_refs{1};
+};
+
+/// The reactor of the runtime this thread runs tasks for. Throws std::logic_error elsewhere:
+/// sockets and timers can only be awaited inside a weft runtime.
+[[nodiscard]] Reactor& current_reactor();
+
+}  // namespace weft::detail

@@ -1,0 +1,68 @@
+// One signal watch: a uv_signal_t on the reactor's loop, and the waker of the task waiting
+// for the signal.
+//
+// Protocol: the Signal future creates the entry (when created on a runtime thread, or at its
+// first poll) and submits a start op;
+// from then on every delivery of the signal is counted, so a signal that arrives between two
+// polls is not lost. Dropping the future closes the uv handle, and libuv restores the
+// signal's previous disposition once no handle watches it.
+//
+// Invariants
+// - m_signal, m_initialized and m_active belong to the reactor's token holder.
+// - m_waker, m_deliveries and m_error are guarded by m_lock, never held while waking.
+// - Two references, as for TimerEntry: the owner's (ended by cancel()) and the loop's.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "io/reactor.hpp"
+#include "task/spin_lock.hpp"
+#include "weft/waker.hpp"
+
+namespace weft::detail {
+
+class SignalEntry {
+ public:
+  /// `waker` may be null: deliveries are counted until a task polls. Returns once libuv
+  /// watches the signal (or refused to), so that a signal raised afterwards is caught: the
+  /// start op may be queued behind the loop's current holder, which applies it within one
+  /// turn. The wait gives up after a second rather than risk hanging (the op stays queued).
+  SignalEntry(Reactor& reactor, int signum, const Waker* waker);
+  SignalEntry(const SignalEntry&) = delete;
+  SignalEntry& operator=(const SignalEntry&) = delete;
+
+  /// The owner's task: consumes one delivery if any (returns true); otherwise stores `waker`.
+  /// Throws std::system_error when libuv refused to watch the signal.
+  [[nodiscard]] bool take_delivery(const Waker& waker);
+  /// The owner is done. Ends the owner's reference.
+  void cancel() noexcept;
+
+ private:
+  ~SignalEntry() = default;
+
+  void release() noexcept;
+  static void apply_start(Reactor& reactor, void* self) noexcept;
+  static void apply_close(Reactor& reactor, void* self) noexcept;
+  static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_closed(uv_handle_t* handle) noexcept;
+
+  Reactor& m_reactor;
+  const int m_signum;
+  uv_signal_t m_signal;
+  bool m_initialized = false;
+  bool m_active = false;
+
+  SpinLock m_lock;
+  std::optional<Waker> m_waker;
+  std::uint64_t m_deliveries = 0;
+  int m_error = 0;
+  std::atomic<int> m_refs{2};
+  /// Set by the start op; the constructor waits for it.
+  std::atomic<bool> m_started{false};
+};
+
+}  // namespace weft::detail

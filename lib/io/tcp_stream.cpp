@@ -1,0 +1,243 @@
+#include "weft/tcp_stream.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "io/io_source.hpp"
+#include "io/uv_error.hpp"
+
+namespace weft {
+namespace {
+
+constexpr std::size_t k_read_chunk = 4096;
+
+bool would_block(int error) noexcept {
+  return error == EAGAIN || error == EWOULDBLOCK;
+}
+
+/// Closes a descriptor that may be registered with a reactor.
+void close_descriptor(int fd, detail::IoSource* source) noexcept {
+  if (source != nullptr) {
+    source->close();  // the loop deregisters, then closes the fd
+  } else if (fd >= 0) {
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+void PendingIo::reset() noexcept {
+  if (m_source != nullptr) std::exchange(m_source, nullptr)->cancel_wait(m_direction);
+}
+}  // namespace detail
+
+TcpStream& TcpStream::operator=(TcpStream&& other) noexcept {
+  if (this != &other) {
+    close();
+    m_fd = std::exchange(other.m_fd, -1);
+    m_source = std::exchange(other.m_source, nullptr);
+    m_buffered = std::move(other.m_buffered);
+  }
+  return *this;
+}
+
+ConnectFuture TcpStream::connect(std::string_view address) {
+  return ConnectFuture(SocketAddress::parse(address));
+}
+
+void TcpStream::close() noexcept {
+  close_descriptor(std::exchange(m_fd, -1), std::exchange(m_source, nullptr));
+  m_buffered.clear();
+}
+
+int TcpStream::checked_fd(const char* operation) const {
+  if (m_fd < 0) {
+    throw std::logic_error(std::string("weft: ") + operation + " on a closed TcpStream");
+  }
+  return m_fd;
+}
+
+detail::IoSource& TcpStream::source() {
+  if (m_source == nullptr) m_source = new detail::IoSource(detail::current_reactor(), m_fd);
+  return *m_source;
+}
+
+void TcpStream::shutdown_write() {
+  if (::shutdown(checked_fd("shutdown_write"), SHUT_WR) != 0) {
+    throw detail::errno_error(errno, "shutdown");
+  }
+}
+
+void TcpStream::set_nodelay(bool enabled) {
+  int value = enabled ? 1 : 0;
+  if (::setsockopt(checked_fd("set_nodelay"), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) !=
+      0) {
+    throw detail::errno_error(errno, "setsockopt TCP_NODELAY");
+  }
+}
+
+SocketAddress TcpStream::peer_addr() const {
+  sockaddr_storage storage{};
+  socklen_t size = sizeof storage;
+  if (::getpeername(checked_fd("peer_addr"), reinterpret_cast<sockaddr*>(&storage), &size) != 0) {
+    throw detail::errno_error(errno, "getpeername");
+  }
+  return SocketAddress::from_native(&storage, size);
+}
+
+SocketAddress TcpStream::local_addr() const {
+  sockaddr_storage storage{};
+  socklen_t size = sizeof storage;
+  if (::getsockname(checked_fd("local_addr"), reinterpret_cast<sockaddr*>(&storage), &size) != 0) {
+    throw detail::errno_error(errno, "getsockname");
+  }
+  return SocketAddress::from_native(&storage, size);
+}
+
+// --- connect --------------------------------------------------------------------------------
+
+ConnectFuture::ConnectFuture(ConnectFuture&& other) noexcept
+    : m_address(other.m_address),
+      m_fd(std::exchange(other.m_fd, -1)),
+      m_source(std::exchange(other.m_source, nullptr)),
+      m_pending(std::move(other.m_pending)) {}
+
+ConnectFuture::~ConnectFuture() {
+  m_pending.reset();
+  close_descriptor(m_fd, m_source);
+}
+
+Poll<TcpStream> ConnectFuture::poll(Context& cx) {
+  m_pending.clear();
+  const std::string what = "connect " + m_address.to_string();
+  if (m_fd < 0) {
+    const int family = m_address.is_ipv6() ? AF_INET6 : AF_INET;
+    m_fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m_fd < 0) throw detail::errno_error(errno, what);
+    int rc;
+    do {
+      rc = ::connect(m_fd, static_cast<const sockaddr*>(m_address.native()),
+                     static_cast<socklen_t>(m_address.native_size()));
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0 && errno != EINPROGRESS) throw detail::errno_error(errno, what);
+    if (rc == 0) return TcpStream(std::exchange(m_fd, -1));
+  } else {
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (::getsockopt(m_fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
+    if (error != 0 && error != EINPROGRESS && error != EALREADY) {
+      throw detail::errno_error(error, what);
+    }
+    if (error == 0) {
+      // Writable with no error: connected, unless the wake-up was only a hint.
+      sockaddr_storage peer{};
+      socklen_t peer_size = sizeof peer;
+      if (::getpeername(m_fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) == 0) {
+        TcpStream stream(std::exchange(m_fd, -1));
+        // The registration moves with the descriptor, so no second one is ever made.
+        stream.m_source = std::exchange(m_source, nullptr);
+        return stream;
+      }
+      if (errno != ENOTCONN) throw detail::errno_error(errno, what);
+    }
+  }
+  if (m_source == nullptr) m_source = new detail::IoSource(detail::current_reactor(), m_fd);
+  m_source->wait(detail::IoSource::k_write, cx.waker());
+  m_pending.set(m_source, detail::IoSource::k_write);
+  return pending;
+}
+
+// --- read -----------------------------------------------------------------------------------
+
+Poll<std::size_t> ReadFuture::poll(Context& cx) {
+  m_pending.clear();
+  TcpStream& stream = *m_stream;
+  const int fd = stream.checked_fd("read");
+  if (!stream.m_buffered.empty()) {
+    const std::size_t n = std::min(m_buffer.size(), stream.m_buffered.size());
+    std::memcpy(m_buffer.data(), stream.m_buffered.data(), n);
+    stream.m_buffered.erase(0, n);
+    return n;
+  }
+  if (m_buffer.empty()) return std::size_t{0};
+  for (;;) {
+    const ssize_t n = ::recv(fd, m_buffer.data(), m_buffer.size(), 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) throw detail::errno_error(errno, "read");
+    break;
+  }
+  stream.source().wait(detail::IoSource::k_read, cx.waker());
+  m_pending.set(&stream.source(), detail::IoSource::k_read);
+  return pending;
+}
+
+Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
+  m_pending.clear();
+  TcpStream& stream = *m_stream;
+  const int fd = stream.checked_fd("read_until");
+  std::string& buffered = stream.m_buffered;
+  std::size_t searched = 0;
+  for (;;) {
+    const std::size_t window = std::min(buffered.size(), m_max);
+    const auto found = buffered.find(m_delimiter, searched);
+    if (found != std::string::npos && found < window) {
+      ReadUntilResult result{buffered.substr(0, found + 1), ReadUntilEnd::delimiter};
+      buffered.erase(0, found + 1);
+      return result;
+    }
+    if (buffered.size() >= m_max) {
+      ReadUntilResult result{buffered.substr(0, m_max), ReadUntilEnd::limit};
+      buffered.erase(0, m_max);
+      return result;
+    }
+    searched = buffered.size();
+    const std::size_t old_size = buffered.size();
+    buffered.resize(old_size + k_read_chunk);
+    ssize_t n;
+    do {
+      n = ::recv(fd, buffered.data() + old_size, k_read_chunk, 0);
+    } while (n < 0 && errno == EINTR);
+    const int error = errno;
+    buffered.resize(old_size + (n > 0 ? static_cast<std::size_t>(n) : 0));
+    if (n == 0) return ReadUntilResult{std::exchange(buffered, {}), ReadUntilEnd::eof};
+    if (n < 0) {
+      if (!would_block(error)) throw detail::errno_error(error, "read");
+      break;
+    }
+  }
+  stream.source().wait(detail::IoSource::k_read, cx.waker());
+  m_pending.set(&stream.source(), detail::IoSource::k_read);
+  return pending;
+}
+
+// --- write ----------------------------------------------------------------------------------
+
+Poll<void> WriteAllFuture::poll(Context& cx) {
+  m_pending.clear();
+  TcpStream& stream = *m_stream;
+  const int fd = stream.checked_fd("write_all");
+  while (!m_bytes.empty()) {
+    const ssize_t n = ::send(fd, m_bytes.data(), m_bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      m_bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) throw detail::errno_error(errno, "write");
+    stream.source().wait(detail::IoSource::k_write, cx.waker());
+    m_pending.set(&stream.source(), detail::IoSource::k_write);
+    return pending;
+  }
+  return ready();
+}
+
+}  // namespace weft

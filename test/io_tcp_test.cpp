@@ -1,0 +1,398 @@
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace weft;
+using namespace std::chrono_literals;
+using weft::test::eventually;
+using weft::test::open_fd_count;
+using weft::test::Tracked;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Counts the polls of the future it wraps.
+template <class F>
+class CountPolls {
+ public:
+  using Output = FutureOutput<F>;
+  CountPolls(F future, std::atomic<int>& polls) : m_future(std::move(future)), m_polls(polls) {}
+  Poll<Output> poll(Context& cx) {
+    m_polls.fetch_add(1);
+    return m_future.poll(cx);
+  }
+
+ private:
+  F m_future;
+  std::atomic<int>& m_polls;
+};
+
+Task<std::string> read_all(TcpStream& stream) {
+  std::string all;
+  char buffer[512];
+  for (;;) {
+    const std::size_t n = co_await stream.read(buffer);
+    if (n == 0) co_return all;
+    all.append(buffer, n);
+  }
+}
+
+Task<bool> accept_and_greet(TcpListener& listener, SocketAddress& seen_peer) {
+  auto [stream, peer] = co_await listener.accept();
+  seen_peer = peer;
+  co_await stream.write_all("Who are you?\n");
+  auto line = co_await stream.read_until('\n', 1024);
+  co_await stream.write_all("Thanks for dialing in, " +
+                            line.bytes.substr(0, line.bytes.size() - 1) + "!\n");
+  co_return line.end == ReadUntilEnd::delimiter;
+}
+
+Task<std::string> dial(SocketAddress server, SocketAddress& client_address) {
+  auto stream = co_await TcpStream::connect(server);
+  client_address = stream.local_addr();
+  auto prompt = co_await stream.read_until('\n', 1024);
+  if (prompt.bytes != "Who are you?\n") co_return "bad prompt: " + prompt.bytes;
+  co_await stream.write_all("Ferris\n");
+  co_return co_await read_all(stream);
+}
+
+Task<bool> greet_once(TcpListener& listener) {
+  SocketAddress seen_peer;
+  SocketAddress client_address;
+  auto server = spawn(accept_and_greet(listener, seen_peer));
+  std::string reply = co_await dial(listener.local_addr(), client_address);
+  const bool ok = co_await server;
+  co_return ok&& reply == "Thanks for dialing in, Ferris!\n" && seen_peer == client_address;
+}
+
+}  // namespace
+
+TEST_SUITE("tcp") {
+  TEST_CASE("socket addresses parse and print IPv4 and bracketed IPv6") {
+    CHECK(SocketAddress::parse("127.0.0.1:6142").to_string() == "127.0.0.1:6142");
+    CHECK(SocketAddress::parse("[::1]:0").to_string() == "[::1]:0");
+    CHECK(SocketAddress::parse("[::1]:80").is_ipv6());
+    CHECK(SocketAddress::parse("10.1.2.3:65535").port() == 65535);
+    for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x",
+                            "localhost:80", "::1:80", "[::1:80", "[::1]80", ""}) {
+      CAPTURE(bad);
+      CHECK_THROWS_AS((void)SocketAddress::parse(bad), std::invalid_argument);
+    }
+  }
+
+  TEST_CASE("binding a malformed or taken address throws a clear error") {
+    CHECK_THROWS_AS((void)TcpListener::bind("nonsense"), std::invalid_argument);
+    auto first = TcpListener::bind("127.0.0.1:0");
+    try {
+      (void)TcpListener::bind(first.local_addr());
+      FAIL("a second bind to the same port succeeded");
+    } catch (const std::system_error& error) {
+      CHECK(error.code().value() == EADDRINUSE);
+      CHECK(std::string(error.what()).find("bind 127.0.0.1:") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("tcp_accept: a listener on port 0 accepts a client and names its address") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    CHECK(listener.local_addr().port() != 0);
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    CHECK(runtime.block_on(greet_once(listener)));
+  }
+
+  TEST_CASE("tcp_accept: an IPv6 listener on [::1]:0 accepts a client") {
+    TcpListener listener;
+    try {
+      listener = TcpListener::bind("[::1]:0");
+    } catch (const std::system_error& error) {
+      // A machine without IPv6 on loopback cannot run this case; say so rather than pass.
+      MESSAGE("IPv6 loopback unavailable: " << error.what());
+      return;
+    }
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    CHECK(runtime.block_on(greet_once(listener)));
+  }
+
+  TEST_CASE("connecting to a closed port throws connection refused") {
+    SocketAddress closed_port;
+    {
+      auto listener = TcpListener::bind("127.0.0.1:0");
+      closed_port = listener.local_addr();
+    }
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](SocketAddress address) -> Task<int> {
+      try {
+        (void)co_await TcpStream::connect(address);
+      } catch (const std::system_error& error) {
+        co_return error.code().value();
+      }
+      co_return 0;
+    };
+    CHECK(runtime.block_on(body(closed_port)) == ECONNREFUSED);
+  }
+
+  TEST_CASE("tcp_read_split_segments: a line split across segments is read whole") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    std::atomic<int> server_fd{-1};
+    auto server = runtime.spawn([](TcpListener& l, std::atomic<int>& fd) -> Task<std::string> {
+      auto accepted = co_await l.accept();
+      fd.store(accepted.stream.native_handle());
+      auto line = co_await accepted.stream.read_until('\n', 1024);
+      co_return line.bytes;
+    }(listener, server_fd));
+
+    // A plain blocking client, so the test controls each segment.
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, static_cast<const sockaddr*>(listener.local_addr().native()),
+                      static_cast<socklen_t>(listener.local_addr().native_size())) == 0);
+    REQUIRE(eventually([&] { return server_fd.load() >= 0; }));
+    for (std::string part : {"Fer", "r", "is\n"}) {
+      REQUIRE(::send(client, part.data(), part.size(), MSG_NOSIGNAL) == (ssize_t)part.size());
+      if (part.back() == '\n') break;
+      // The server must consume this part before the next is sent: one segment per read.
+      REQUIRE(eventually([&] {
+        int unread = -1;
+        return ::ioctl(server_fd.load(), FIONREAD, &unread) == 0 && unread == 0;
+      }));
+    }
+    CHECK(server.join() == "Ferris\n");
+    ::close(client);
+  }
+
+  TEST_CASE("read_until stops at its limit and keeps what follows a delimiter") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      co_await client.write_all("0123456789abc\nnext\nrest");
+      client.shutdown_write();
+      auto limited = co_await accepted.stream.read_until('\n', 10);
+      auto line = co_await accepted.stream.read_until('\n', 10);
+      auto next = co_await accepted.stream.read_until('\n', 10);
+      auto rest = co_await accepted.stream.read_until('\n', 10);
+      co_return limited.bytes == "0123456789" &&
+          limited.end == ReadUntilEnd::limit&& line.bytes == "abc\n" &&
+          line.end == ReadUntilEnd::delimiter&& next.bytes == "next\n" && rest.bytes == "rest" &&
+          rest.end == ReadUntilEnd::eof;
+    };
+    CHECK(runtime.block_on(body(listener)));
+  }
+
+  TEST_CASE("tcp_half_close: a client that half-closes after its line still gets the reply") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto server = spawn([](TcpListener& listener) -> Task<void> {
+        auto accepted = co_await listener.accept();
+        auto line = co_await accepted.stream.read_until('\n', 1024);
+        auto after = co_await accepted.stream.read_until('\n', 1024);  // end of stream
+        if (after.end != ReadUntilEnd::eof) throw std::runtime_error("expected end of stream");
+        co_await accepted.stream.write_all("got " + line.bytes);
+      }(l));
+      auto client = co_await TcpStream::connect(l.local_addr());
+      co_await client.write_all("Ferris\n");
+      client.shutdown_write();
+      std::string reply = co_await read_all(client);
+      co_await server;
+      co_return reply;
+    };
+    CHECK(runtime.block_on(body(listener)) == "got Ferris\n");
+  }
+
+  TEST_CASE("tcp_write_to_reset_peer: writing to a reset peer throws, it never kills") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<int> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+      linger reset{1, 0};
+      ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      client.close();
+      const std::string chunk(64 * 1024, 'x');
+      try {
+        for (int i = 0; i < 1000; ++i)
+          co_await accepted.stream.write_all(chunk);
+      } catch (const std::system_error& error) {
+        co_return error.code().value();
+      }
+      co_return 0;
+    };
+    const int error = runtime.block_on(body(listener));
+    CHECK((error == EPIPE || error == ECONNRESET));
+  }
+
+  TEST_CASE("reading from a reset peer throws connection reset") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<int> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      linger reset{1, 0};
+      ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      client.close();
+      try {
+        char buffer[16];
+        (void)co_await accepted.stream.read(buffer);
+      } catch (const std::system_error& error) {
+        co_return error.code().value();
+      }
+      co_return 0;
+    };
+    CHECK(runtime.block_on(body(listener)) == ECONNRESET);
+  }
+
+  TEST_CASE("tcp_close_with_pending_read: aborting a reader closes its socket, leaks nothing") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    std::atomic<int> live{0};
+    std::atomic<bool> reading{false};
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    const int baseline = open_fd_count();
+    auto body = [](TcpListener& l, std::atomic<int>& lv, std::atomic<bool>& rd) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto reader = spawn(
+          [](TcpListener& listener, std::atomic<int>& lv2, std::atomic<bool>& rd2) -> Task<void> {
+            Tracked tracked(lv2);
+            auto accepted = co_await listener.accept();
+            char buffer[16];
+            rd2.store(true);
+            (void)co_await accepted.stream.read(buffer);  // the client never writes
+          }(l, lv, rd));
+      while (!rd.load())
+        co_await yield_now();
+      reader.abort();
+      try {
+        co_await reader;
+      } catch (const TaskCancelled&) {
+      }
+      // The server's end is closed: the client reads end of stream.
+      std::string rest = co_await read_all(client);
+      co_return rest.empty() && lv.load() == 0;
+    };
+    CHECK(runtime.block_on(body(listener, live, reading)));
+    CHECK(eventually([&] { return open_fd_count() == baseline; }));
+  }
+
+  TEST_CASE("tcp_fd_reuse_no_stale_event: a new socket on a reused fd sees only its own data") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      // First connection: the server side waits for readability, so its fd is in epoll.
+      auto old_client = co_await TcpStream::connect(l.local_addr());
+      auto old_server = co_await l.accept();
+      const int old_fd = old_server.stream.native_handle();
+      {
+        char buffer[8];
+        auto read = old_server.stream.read(buffer);
+        auto raced = co_await select(std::move(read), yield_now());
+        if (raced.index() != 1) co_return false;  // nothing was sent: the read must wait
+      }
+      // The new client's socket is made first, so that the accept below is the next
+      // descriptor to be allocated once the old one is free.
+      auto new_client = co_await TcpStream::connect(l.local_addr());
+      old_server.stream.close();
+      // Wait until the reactor has closed the descriptor, so the kernel may reuse it.
+      while (::fcntl(old_fd, F_GETFD) != -1)
+        co_await yield_now();
+      auto new_server = co_await l.accept();
+      if (new_server.stream.native_handle() != old_fd) co_return false;  // the kernel reuses
+      // Data for the old socket (it is gone: the peer gets a reset) must not wake the new one.
+      co_await old_client.write_all("stale\n");
+      std::atomic<int> polls{0};
+      auto reader = spawn([](TcpStream& s, std::atomic<int>& p) -> Task<std::string> {
+        char buffer[16];
+        std::size_t n = co_await CountPolls(s.read(buffer), p);
+        co_return std::string(buffer, n);
+      }(new_server.stream, polls));
+      while (polls.load() == 0)
+        co_await yield_now();
+      co_await new_client.write_all("fresh\n");
+      std::string got = co_await reader;
+      // One pending poll, then the poll that reads: no wake-up from the old socket's event.
+      co_return got == "fresh\n" && polls.load() <= 2;
+    };
+    CHECK(runtime.block_on(body(listener)));
+  }
+
+  TEST_CASE("select_timer_vs_read: a silent peer loses to the timer, a talking one wins") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      char buffer[16];
+      auto silent = co_await select(accepted.stream.read(buffer), sleep_for(20ms));
+      if (silent.index() != 1) co_return false;
+      co_await client.write_all("hi");
+      auto talking = co_await select(accepted.stream.read(buffer), sleep_for(10s));
+      co_return talking.index() == 0 && std::get<0>(talking) == 2;
+    };
+    CHECK(runtime.block_on(body(listener)));
+  }
+
+  TEST_CASE("join_all: a read, a sleep and a task all complete") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      auto writer = spawn([](TcpStream& c) -> Task<void> {
+        co_await sleep_for(5ms);
+        co_await c.write_all("abc");
+      }(client));
+      char buffer[16];
+      const auto start = Clock::now();
+      auto [n, slept, value] = co_await join(accepted.stream.read(buffer), sleep_for(15ms),
+                                             []() -> Task<int> { co_return 7; }());
+      co_await writer;
+      co_return n == 3 && value == 7 && Clock::now() - start >= 15ms;
+    };
+    CHECK(runtime.block_on(body(listener)));
+  }
+
+  TEST_CASE("many clients dial one listener at once, each gets its own reply") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    const int baseline = open_fd_count();
+    auto body = [](TcpListener& l) -> Task<int> {
+      auto server = spawn([](TcpListener& listener) -> Task<void> {
+        for (int i = 0; i < 200; ++i) {
+          auto accepted = co_await listener.accept();
+          (void)spawn([](TcpStream s) -> Task<void> {
+            auto line = co_await s.read_until('\n', 64);
+            co_await s.write_all("re:" + line.bytes);
+          }(std::move(accepted.stream)));
+        }
+      }(l));
+      std::vector<JoinHandle<bool>> clients;
+      for (int i = 0; i < 200; ++i) {
+        clients.push_back(spawn([](SocketAddress a, int id) -> Task<bool> {
+          auto s = co_await TcpStream::connect(a);
+          const std::string line = std::to_string(id) + "\n";
+          co_await s.write_all(line);
+          co_return co_await read_all(s) == "re:" + line;
+        }(l.local_addr(), i)));
+      }
+      int correct = 0;
+      for (auto& c : clients)
+        correct += (co_await c) ? 1 : 0;
+      co_await server;
+      co_return correct;
+    };
+    CHECK(runtime.block_on(body(listener)) == 200);
+    CHECK(eventually([&] { return open_fd_count() == baseline; }));
+  }
+}
