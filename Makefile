@@ -16,9 +16,9 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# The main app: the scheduler demo (the greeter takes its place once the I/O layer lands).
+# The main app: the greeter on 127.0.0.1:6142 (Ctrl-C stops it). Flags: make run ARGS="--help".
 run: build
-	./$(BUILD)/apps/demo/weft-demo
+	./$(BUILD)/apps/greeter/weft-greeter $(ARGS)
 
 # Every suite: the unit tests, then the stress suite.
 test: build

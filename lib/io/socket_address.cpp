@@ -126,8 +126,14 @@ std::string SocketAddress::host() const {
 }
 
 std::string SocketAddress::to_string() const {
-  const std::string port_text = std::to_string(port());
-  return is_ipv6() ? "[" + host() + "]:" + port_text : host() + ":" + port_text;
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "[" + std::string.
+  std::string text;
+  if (is_ipv6()) text.push_back('[');
+  text.append(host());
+  if (is_ipv6()) text.push_back(']');
+  text.push_back(':');
+  text.append(std::to_string(port()));
+  return text;
 }
 
 bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept {

@@ -1,0 +1,233 @@
+#include "greeter.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <system_error>
+#include <utility>
+
+namespace greeter {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view k_prompt = "Who are you?\n";
+constexpr std::string_view k_replacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/// The length of the valid UTF-8 sequence at the start of `bytes`, or minus the length of
+/// its maximal invalid subpart (at least one byte).
+int utf8_sequence(std::string_view bytes) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(bytes[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  int length;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // no overlong forms
+    if (lead == 0xED) high = 0x9F;  // no surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // no overlong forms
+    if (lead == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return -1;
+  }
+  for (int i = 1; i < length; ++i) {
+    if (static_cast<std::size_t>(i) >= bytes.size()) return -i;
+    const unsigned char next = byte(static_cast<std::size_t>(i));
+    if (next < low || next > high) return -i;
+    low = 0x80;
+    high = 0xBF;
+  }
+  return length;
+}
+
+bool is_descriptor_exhaustion(const std::system_error& error) {
+  const int code = error.code().value();
+  return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+}
+
+/// A taken slot, given back on destruction: by the dialog when it ends, or by the acceptor
+/// when its accept fails or is cancelled by shutdown.
+class Slot {
+ public:
+  explicit Slot(ConnectionSlots& slots) noexcept : m_slots(&slots) {}
+  Slot(Slot&& other) noexcept : m_slots(std::exchange(other.m_slots, nullptr)) {}
+  Slot& operator=(Slot&&) = delete;
+  ~Slot() {
+    if (m_slots != nullptr) m_slots->release();
+  }
+
+ private:
+  ConnectionSlots* m_slots;
+};
+
+weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const Config& config,
+                        [[maybe_unused]] Slot slot, Stats& stats) {
+  struct CountFinished {
+    Stats& stats;
+    ~CountFinished() { stats.finished.fetch_add(1, std::memory_order_relaxed); }
+  } count_finished{stats};
+  try {
+    co_await weft::timeout(config.read_timeout, stream.write_all(k_prompt));
+    // The seed's race of a timer against I/O: a silent client loses to the timer.
+    auto raced = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 1),
+                                       weft::sleep_for(config.read_timeout));
+    if (raced.index() == 1) {
+      stats.timed_out.fetch_add(1, std::memory_order_relaxed);
+      co_return;
+    }
+    weft::ReadUntilResult line = std::get<0>(std::move(raced));
+    if (line.end == weft::ReadUntilEnd::limit) {
+      stats.too_long.fetch_add(1, std::memory_order_relaxed);
+      const std::string error =
+          "Your name is too long (at most " + std::to_string(config.max_name_bytes) + " bytes).\n";
+      co_await weft::timeout(config.read_timeout, stream.write_all(error));
+      co_return;
+    }
+    const std::string name = clean_name(line.bytes);
+    const std::string reply = config.reply ? config.reply(name) : thanks(name);
+    co_await weft::timeout(config.read_timeout, stream.write_all(reply));
+    stats.greeted.fetch_add(1, std::memory_order_relaxed);
+  } catch (const std::exception& error) {
+    stats.failed.fetch_add(1, std::memory_order_relaxed);
+    if (!config.quiet) {
+      std::fprintf(stderr, "connection from %s ended: %s\n", peer.to_string().c_str(),
+                   error.what());
+    }
+  }
+}
+
+weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
+                             ConnectionSlots& slots, Stats& stats) {
+  constexpr auto k_first_backoff = 5ms;
+  constexpr auto k_max_backoff = 200ms;
+  std::chrono::milliseconds backoff = k_first_backoff;
+  for (;;) {
+    co_await slots.acquire();
+    Slot slot(slots);
+    weft::Accepted accepted;
+    std::optional<std::system_error> failure;
+    try {
+      accepted = co_await listener.accept();
+      backoff = k_first_backoff;
+    } catch (const std::system_error& error) {
+      failure = error;  // handled below: a handler cannot co_await
+    }
+    if (failure) {
+      if (is_descriptor_exhaustion(*failure)) {
+        // Level-triggered readiness would report the queued connection again at once:
+        // wait instead, and let the connection wait in the kernel's backlog meanwhile.
+        if (stats.descriptor_exhaustion.fetch_add(1, std::memory_order_relaxed) == 0 ||
+            backoff == k_max_backoff) {
+          std::fprintf(stderr, "weft-greeter: %s; pausing accept for %lld ms\n", failure->what(),
+                       static_cast<long long>(backoff.count()));
+        }
+      } else {
+        std::fprintf(stderr, "weft-greeter: %s\n", failure->what());
+      }
+      { Slot given_back = std::move(slot); }
+      co_await weft::sleep_for(backoff);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, k_max_backoff);
+      continue;
+    }
+    stats.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (!config.quiet) std::printf("connection from %s\n", accepted.peer.to_string().c_str());
+    (void)weft::spawn(
+        dialog(std::move(accepted.stream), accepted.peer, config, std::move(slot), stats));
+  }
+}
+
+}  // namespace
+
+std::string thanks(std::string_view name) {
+  std::string reply;
+  reply.reserve(name.size() + 26);
+  reply.append("Thanks for dialing in, ").append(name).append("!\n");
+  return reply;
+}
+
+std::string clean_name(std::string_view raw) {
+  while (!raw.empty() && is_space(raw.front()))
+    raw.remove_prefix(1);
+  while (!raw.empty() && is_space(raw.back()))
+    raw.remove_suffix(1);
+  std::string clean;
+  clean.reserve(raw.size());
+  while (!raw.empty()) {
+    const int length = utf8_sequence(raw);
+    if (length > 0) {
+      clean.append(raw.substr(0, static_cast<std::size_t>(length)));
+      raw.remove_prefix(static_cast<std::size_t>(length));
+    } else {
+      clean.append(k_replacement);
+      raw.remove_prefix(static_cast<std::size_t>(-length));
+    }
+  }
+  return clean;
+}
+
+weft::Poll<void> ConnectionSlots::Acquire::poll(weft::Context& cx) {
+  std::lock_guard lock(m_slots->m_mutex);
+  if (m_slots->m_in_use < m_slots->m_limit) {
+    ++m_slots->m_in_use;
+    m_slots->m_acquirer.reset();
+    return weft::ready();
+  }
+  m_slots->m_acquirer = cx.waker();
+  return weft::pending;
+}
+
+weft::Poll<void> ConnectionSlots::Idle::poll(weft::Context& cx) {
+  std::lock_guard lock(m_slots->m_mutex);
+  if (m_slots->m_in_use == 0) {
+    m_slots->m_idle_waiter.reset();
+    return weft::ready();
+  }
+  m_slots->m_idle_waiter = cx.waker();
+  return weft::pending;
+}
+
+void ConnectionSlots::release() {
+  std::optional<weft::Waker> acquirer;
+  std::optional<weft::Waker> idle_waiter;
+  {
+    std::lock_guard lock(m_mutex);
+    --m_in_use;
+    acquirer.swap(m_acquirer);
+    if (m_in_use == 0) idle_waiter.swap(m_idle_waiter);
+  }
+  if (acquirer) std::move(*acquirer).wake();
+  if (idle_waiter) std::move(*idle_waiter).wake();
+}
+
+std::size_t ConnectionSlots::in_use() {
+  std::lock_guard lock(m_mutex);
+  return m_in_use;
+}
+
+weft::Task<void> serve(weft::TcpListener& listener, const Config& config, ConnectionSlots& slots,
+                       Stats& stats, weft::Task<void> stop) {
+  // `stop` comes first: select is biased, and shutdown must never starve behind accepts.
+  (void)co_await weft::select(std::move(stop), accept_loop(listener, config, slots, stats));
+  listener.close();  // new clients are refused from here on
+  const std::size_t in_flight = slots.in_use();
+  if (!config.quiet) {
+    std::printf("shutting down: waiting up to %lld ms for %zu dialog(s)\n",
+                static_cast<long long>(config.drain_timeout.count()), in_flight);
+  }
+  auto drained = co_await weft::select(slots.idle(), weft::sleep_for(config.drain_timeout));
+  if (drained.index() == 1) {
+    std::fprintf(stderr, "weft-greeter: drain deadline passed; %zu dialog(s) cancelled\n",
+                 slots.in_use());
+  }
+}
+
+}  // namespace greeter
