@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "weft.hpp"
 
@@ -84,6 +85,42 @@ class Gate {
   bool m_open = false;
   std::optional<Waker> m_waker;
   std::atomic<int> m_polls{0};
+};
+
+/// Like Gate, for any number of waiting tasks: open() wakes them all.
+class BroadcastGate {
+ public:
+  class Wait {
+   public:
+    explicit Wait(BroadcastGate& gate) : m_gate(gate) {}
+    Poll<void> poll(Context& cx) {
+      std::lock_guard lock(m_gate.m_mutex);
+      if (m_gate.m_open) return ready();
+      m_gate.m_wakers.push_back(cx.waker());
+      return pending;
+    }
+
+   private:
+    BroadcastGate& m_gate;
+  };
+
+  Wait wait() { return Wait(*this); }
+
+  void open() {
+    std::vector<Waker> wakers;
+    {
+      std::lock_guard lock(m_mutex);
+      m_open = true;
+      wakers.swap(m_wakers);
+    }
+    for (auto& waker : wakers)
+      std::move(waker).wake();
+  }
+
+ private:
+  std::mutex m_mutex;
+  bool m_open = false;
+  std::vector<Waker> m_wakers;
 };
 
 /// Counts live instances; put one in a task's frame to see when the frame is destroyed.
