@@ -1,0 +1,320 @@
+// weft-load: simulated greeter clients, all of them weft tasks on one runtime.
+//
+// Each client connects, reads the prompt, optionally holds the connection (--hold), sends a
+// name, reads the reply, checks it byte for byte, waits for the server to close (so that
+// TIME_WAIT lands on the server's side, not on our ephemeral ports), and starts over until
+// the dialogs (-n) or the time (--duration) run out. Latency is measured from the connect
+// to the reply, minus the hold. Exit status: 0 when every dialog succeeded, 1 when any
+// failed, 2 for a usage error.
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "histogram.hpp"
+#include "weft.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* k_usage = R"(Usage: weft-load [OPTIONS]
+
+Simulates greeter clients (see weft-greeter) and reports dialogs per second, latency
+percentiles and errors by kind.
+
+Options:
+  --host HOST               server address (default 127.0.0.1)
+  --port PORT               server port (default 6142)
+  -c, --connections N       concurrent clients (default 100)
+  -n, --dialogs N           total dialogs (default 10000), or:
+  --duration DURATION       run for this long instead
+  --hold DURATION           wait between the prompt and the name (default 0)
+  --timeout DURATION        per step: connect, prompt, reply (default 10s)
+  --threads N               worker threads (default: one per core)
+  --json                    print the result as one JSON object on stdout
+  --help                    show this help
+
+DURATION is a number with a unit: 250ms, 10s, 2m (a bare number means seconds).
+)";
+
+struct Options {
+  std::string host = "127.0.0.1";
+  unsigned port = 6142;
+  std::size_t connections = 100;
+  std::uint64_t dialogs = 10'000;
+  std::chrono::milliseconds duration{0};
+  std::chrono::milliseconds hold{0};
+  std::chrono::milliseconds timeout{10'000};
+  std::size_t threads = 0;
+  bool json = false;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "weft-load: %s\nTry 'weft-load --help'.\n", message.c_str());
+  std::exit(2);
+}
+
+unsigned long long parse_number(std::string_view flag, std::string_view text,
+                                unsigned long long max) {
+  if (text.empty() || text.size() > 15 ||
+      text.find_first_not_of("0123456789") != std::string_view::npos) {
+    usage_error(std::string(flag) + " wants a number, got '" + std::string(text) + "'");
+  }
+  const unsigned long long value = std::stoull(std::string(text));
+  if (value > max) usage_error(std::string(flag) + " is at most " + std::to_string(max));
+  return value;
+}
+
+std::chrono::milliseconds parse_duration(std::string_view flag, std::string_view text) {
+  const auto digits_end = text.find_first_not_of("0123456789");
+  const std::string_view digits = text.substr(0, digits_end);
+  const std::string_view unit =
+      digits_end == std::string_view::npos ? "s" : text.substr(digits_end);
+  const auto value = parse_number(flag, digits, 1'000'000'000);
+  if (unit == "ms") return std::chrono::milliseconds(value);
+  if (unit == "s") return std::chrono::seconds(value);
+  if (unit == "m") return std::chrono::minutes(value);
+  usage_error(std::string(flag) + " wants a duration such as 250ms, 10s or 2m");
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  bool dialogs_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto take = [&]() -> std::string_view {
+      if (has_value) return value;
+      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(k_usage, stdout);
+      std::exit(0);
+    } else if (arg == "--host") {
+      options.host = std::string(take());
+    } else if (arg == "--port") {
+      options.port = static_cast<unsigned>(parse_number(arg, take(), 65535));
+    } else if (arg == "-c" || arg == "--connections") {
+      options.connections = parse_number(arg, take(), 1'000'000);
+      if (options.connections == 0) usage_error("--connections is at least 1");
+    } else if (arg == "-n" || arg == "--dialogs") {
+      options.dialogs = parse_number(arg, take(), 1'000'000'000'000ULL);
+      dialogs_given = true;
+    } else if (arg == "--duration") {
+      options.duration = parse_duration(arg, take());
+    } else if (arg == "--hold") {
+      options.hold = parse_duration(arg, take());
+    } else if (arg == "--timeout" || arg == "--connect-timeout") {
+      options.timeout = parse_duration(arg, take());
+    } else if (arg == "--threads") {
+      options.threads = parse_number(arg, take(), 1024);
+      if (options.threads == 0) usage_error("--threads is at least 1");
+    } else if (arg == "--json") {
+      options.json = true;
+    } else {
+      usage_error("unknown option '" + std::string(arg) + "'");
+    }
+  }
+  if (dialogs_given && options.duration.count() > 0) {
+    usage_error("give --dialogs or --duration, not both");
+  }
+  if (options.duration.count() > 0) options.dialogs = ~std::uint64_t{0};
+  return options;
+}
+
+enum class ErrorKind { refused, reset, timeout, wrong_reply, closed_early, other, count };
+constexpr const char* k_error_names[] = {"refused",     "reset",        "timeout",
+                                         "wrong_reply", "closed_early", "other"};
+
+struct Shared {
+  weft::SocketAddress server;
+  Options options;
+  Clock::time_point deadline;
+  std::atomic<std::uint64_t> claimed{0};
+  std::atomic<std::uint64_t> succeeded{0};
+  std::atomic<std::uint64_t> errors[static_cast<int>(ErrorKind::count)]{};
+  weft_load::Histogram latency_us;
+
+  /// Takes the next dialog, or returns false when the run is over.
+  bool claim() {
+    if (options.duration.count() > 0) return Clock::now() < deadline;
+    return claimed.fetch_add(1, std::memory_order_relaxed) < options.dialogs;
+  }
+  void fail(ErrorKind kind) { errors[static_cast<int>(kind)].fetch_add(1); }
+  std::uint64_t failed() const {
+    std::uint64_t total = 0;
+    for (const auto& e : errors)
+      total += e.load();
+    return total;
+  }
+};
+
+ErrorKind classify(const std::system_error& error) {
+  switch (error.code().value()) {
+    case ECONNREFUSED:
+      return ErrorKind::refused;
+    case ECONNRESET:
+    case EPIPE:
+      return ErrorKind::reset;
+    case ETIMEDOUT:
+      return ErrorKind::timeout;
+    default:
+      return ErrorKind::other;
+  }
+}
+
+/// One dialog; returns the error kind, or nothing on success.
+weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& name) {
+  const auto timeout = shared.options.timeout;
+  const auto started = Clock::now();
+  weft::TcpStream stream = co_await weft::timeout(timeout, weft::TcpStream::connect(shared.server));
+  auto prompt = co_await weft::timeout(timeout, stream.read_until('\n', 64));
+  if (prompt.end != weft::ReadUntilEnd::delimiter) co_return ErrorKind::closed_early;
+  if (prompt.bytes != "Who are you?\n") co_return ErrorKind::wrong_reply;
+  Clock::duration held{0};
+  if (shared.options.hold.count() > 0) {
+    const auto hold_start = Clock::now();
+    co_await weft::sleep_for(shared.options.hold);
+    held = Clock::now() - hold_start;
+  }
+  co_await weft::timeout(timeout, stream.write_all(name));
+  auto reply = co_await weft::timeout(timeout, stream.read_until('\n', 2048));
+  const auto latency = Clock::now() - started - held;
+  if (reply.end == weft::ReadUntilEnd::eof && reply.bytes.empty()) {
+    co_return ErrorKind::closed_early;
+  }
+  const std::string expected = "Thanks for dialing in, " + name.substr(0, name.size() - 1) + "!\n";
+  if (reply.bytes != expected) co_return ErrorKind::wrong_reply;
+  // Let the server close first, so that TIME_WAIT stays on its side.
+  char extra[16];
+  if (co_await weft::timeout(timeout, stream.read(extra)) != 0) co_return ErrorKind::wrong_reply;
+  shared.latency_us.record(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
+  co_return std::nullopt;
+}
+
+weft::Task<void> client(Shared& shared, std::size_t id) {
+  for (std::uint64_t sequence = 0; shared.claim(); ++sequence) {
+    const std::string name = "client-" + std::to_string(id) + "-" + std::to_string(sequence) + "\n";
+    std::optional<ErrorKind> error;
+    try {
+      error = co_await dialog(shared, name);
+    } catch (const weft::TimedOut&) {
+      error = ErrorKind::timeout;
+    } catch (const std::system_error& e) {
+      error = classify(e);
+    } catch (const std::exception&) {
+      error = ErrorKind::other;
+    }
+    if (error) {
+      shared.fail(*error);
+    } else {
+      shared.succeeded.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+weft::Task<void> progress(Shared& shared, Clock::time_point start) {
+  for (;;) {
+    co_await weft::sleep_for(1s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const auto done = shared.succeeded.load();
+    std::fprintf(stderr, "\r%8.1fs  %12llu ok  %8llu failed  %10.0f dialogs/s", seconds,
+                 static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(shared.failed()), done / seconds);
+  }
+}
+
+weft::Task<void> run(Shared& shared) {
+  const auto start = Clock::now();
+  std::optional<weft::JoinHandle<void>> ticker;
+  if (!shared.options.json && ::isatty(STDERR_FILENO))
+    ticker = weft::spawn(progress(shared, start));
+  std::vector<weft::JoinHandle<void>> clients;
+  clients.reserve(shared.options.connections);
+  for (std::size_t id = 0; id < shared.options.connections; ++id)
+    clients.push_back(weft::spawn(client(shared, id)));
+  for (auto& handle : clients)
+    co_await handle;
+  if (ticker) {
+    ticker->abort();
+    std::fputc('\n', stderr);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = parse(argc, argv);
+  auto shared = std::make_unique<Shared>();
+  try {
+    shared->server =
+        weft::SocketAddress::from_host_port(options.host, static_cast<std::uint16_t>(options.port));
+  } catch (const std::exception& error) {
+    usage_error(error.what());
+  }
+  shared->options = options;
+  const auto start = Clock::now();
+  shared->deadline = start + options.duration;
+  {
+    weft::Runtime runtime(
+        weft::RuntimeOptions{.workers = options.threads, .thread_name_prefix = "load"});
+    runtime.block_on(run(*shared));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto ok = shared->succeeded.load();
+  const auto failed = shared->failed();
+  const auto& h = shared->latency_us;
+  if (options.json) {
+    std::printf(
+        "{\"connections\":%zu,\"dialogs\":%llu,\"failed\":%llu,\"seconds\":%.3f,"
+        "\"dialogs_per_second\":%.1f,\"latency_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,"
+        "\"p99_9\":%llu,\"max\":%llu},\"errors\":{",
+        options.connections, static_cast<unsigned long long>(ok),
+        static_cast<unsigned long long>(failed), seconds, ok / seconds,
+        static_cast<unsigned long long>(h.percentile(50)),
+        static_cast<unsigned long long>(h.percentile(90)),
+        static_cast<unsigned long long>(h.percentile(99)),
+        static_cast<unsigned long long>(h.percentile(99.9)),
+        static_cast<unsigned long long>(h.max()));
+    for (int kind = 0; kind < static_cast<int>(ErrorKind::count); ++kind) {
+      std::printf("%s\"%s\":%llu", kind == 0 ? "" : ",", k_error_names[kind],
+                  static_cast<unsigned long long>(shared->errors[kind].load()));
+    }
+    std::printf("}}\n");
+  } else {
+    std::printf("%llu dialogs in %.2f s with %zu connections: %.0f dialogs/s\n",
+                static_cast<unsigned long long>(ok), seconds, options.connections, ok / seconds);
+    std::printf("latency (us): p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n",
+                static_cast<unsigned long long>(h.percentile(50)),
+                static_cast<unsigned long long>(h.percentile(90)),
+                static_cast<unsigned long long>(h.percentile(99)),
+                static_cast<unsigned long long>(h.percentile(99.9)),
+                static_cast<unsigned long long>(h.max()));
+    std::printf("failed: %llu", static_cast<unsigned long long>(failed));
+    for (int kind = 0; kind < static_cast<int>(ErrorKind::count); ++kind) {
+      if (const auto n = shared->errors[kind].load()) {
+        std::printf("  %s %llu", k_error_names[kind], static_cast<unsigned long long>(n));
+      }
+    }
+    std::printf("\n");
+  }
+  return failed == 0 ? 0 : 1;
+}
