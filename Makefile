@@ -25,9 +25,11 @@ test: build
 	$(MESON_TEST) --suite unit
 	$(MESON_TEST) --suite stress
 
-# Scheduler benchmarks beside the peers in ../shared/anchors (see docs/benchmarks.md).
+# Benchmarks beside the peers in ../shared/anchors (see docs/benchmarks.md): the scheduler
+# micro-benchmarks, then the greeter under weft-load.
 bench: build
 	./apps/bench/run-peers.sh ./$(BUILD)/apps/bench/weft-bench
+	./apps/bench/greeter-peers.sh ./$(BUILD)
 
 SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null)
 

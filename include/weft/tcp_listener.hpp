@@ -48,7 +48,8 @@ class TcpListener {
   [[nodiscard]] static TcpListener bind(std::string_view address, int backlog = 1024);
   [[nodiscard]] static TcpListener bind(const SocketAddress& address, int backlog = 1024);
 
-  /// The next connection and its peer's address. Only one accept may be pending at a time.
+  /// The next connection and its peer's address. Only one accept may be pending at a time,
+  /// and the listener must outlive it (close or destroy it only once no accept is pending).
   AcceptFuture accept() noexcept { return AcceptFuture(*this); }
 
   [[nodiscard]] SocketAddress local_addr() const;
