@@ -62,8 +62,9 @@ void IoSource::apply_sync(Reactor& reactor, void* self_ptr) noexcept {
     self->m_sync_queued = false;
     wanted = self->m_wanted;
   }
-  if (!self->m_initialized) {
-    if (::uv_poll_init(reactor.loop(), &self->m_poll, self->m_fd) != 0) {
+  if (self->m_poll == nullptr) {
+    self->m_poll = reactor.poll_handle(self->m_fd);
+    if (self->m_poll == nullptr) {
       // The descriptor cannot be watched. Wake the waiters: their retried system call
       // reports the real error.
       std::optional<Waker> woken[2];
@@ -81,8 +82,7 @@ void IoSource::apply_sync(Reactor& reactor, void* self_ptr) noexcept {
       }
       return;
     }
-    self->m_poll.data = self;
-    self->m_initialized = true;
+    self->m_poll->data = self;
   }
   self->sync_armed(wanted);
 }
@@ -90,12 +90,12 @@ void IoSource::apply_sync(Reactor& reactor, void* self_ptr) noexcept {
 void IoSource::sync_armed(unsigned wanted) noexcept {
   if (wanted == m_armed) return;
   if (wanted == 0) {
-    ::uv_poll_stop(&m_poll);
+    ::uv_poll_stop(m_poll);
     m_reactor.add_waiting(-1);
   } else {
-    if (::uv_poll_start(&m_poll, uv_events(wanted), &IoSource::on_poll) != 0) {
+    if (::uv_poll_start(m_poll, uv_events(wanted), &IoSource::on_poll) != 0) {
       // As for a failed init: wake everyone and let the system call tell the error.
-      on_poll(&m_poll, UV_EBADF, 0);
+      on_poll(m_poll, UV_EBADF, 0);
       return;
     }
     if (m_armed == 0) m_reactor.add_waiting(1);
@@ -105,6 +105,7 @@ void IoSource::sync_armed(unsigned wanted) noexcept {
 
 void IoSource::on_poll(uv_poll_t* handle, int status, int events) noexcept {
   auto* self = static_cast<IoSource*>(handle->data);
+  if (self == nullptr) return;  // a pooled handle between sockets (stopped: cannot happen)
   unsigned fired = 0;
   if (status < 0) {
     // libuv stops the handle on POLLERR; wake both directions, whose retried system calls
@@ -150,24 +151,15 @@ void IoSource::apply_close(Reactor& reactor, void* self_ptr) noexcept {
     dropped[0].swap(self->m_wakers[0]);
     dropped[1].swap(self->m_wakers[1]);
   }
-  if (!self->m_initialized) {
-    ::close(self->m_fd);
-    reactor.release_from_loop();
-    delete self;
-    return;
+  if (self->m_poll != nullptr) {
+    // Stopping removes the fd from epoll and drops its events still pending in this loop
+    // turn; only then may close(2) release the number for reuse.
+    ::uv_poll_stop(self->m_poll);
+    self->m_poll->data = nullptr;
+    if (self->m_armed != 0) reactor.add_waiting(-1);
+    self->m_armed = 0;
   }
-  if (self->m_armed != 0) reactor.add_waiting(-1);
-  self->m_armed = 0;
-  // uv_close removes the fd from epoll; only then may the number be released for reuse.
-  ::uv_close(reinterpret_cast<uv_handle_t*>(&self->m_poll), &IoSource::on_closed);
   ::close(self->m_fd);
-  reactor.add_waiting(1);  // the close callback is still to run
-}
-
-void IoSource::on_closed(uv_handle_t* handle) noexcept {
-  auto* self = static_cast<IoSource*>(handle->data);
-  Reactor& reactor = self->m_reactor;
-  reactor.add_waiting(-1);
   reactor.release_from_loop();
   delete self;
 }

@@ -7,16 +7,19 @@
 // - libuv's poll is level-triggered. When readiness fires, the waker is taken and woken, but
 //   the direction stays armed: a reader that reads and waits again costs no epoll_ctl. Only an
 //   event that finds nobody waiting disarms the direction.
-// - close() hands the descriptor to the loop, which closes the uv handle (removing the fd from
-//   epoll) before it calls close(2). So the fd number cannot be reused, and a new socket cannot
-//   be registered under it, while this registration can still see an event.
+// - close() hands the descriptor to the loop, which stops the poll handle (removing the fd
+//   from epoll and discarding its pending events) before it calls close(2). So the fd number
+//   cannot be reused, and a new socket cannot be registered under it, while this registration
+//   can still see an event.
+// - Poll handles are pooled by descriptor number in the reactor: a later socket that gets
+//   the same number reuses the stopped handle, re-pointing its data at the new IoSource.
 //
 // Invariants
-// - m_fd, m_poll, m_initialized and m_armed belong to the reactor's token holder; the owner
-//   (the stream's task) only reads m_fd for its system calls.
+// - m_poll and m_armed belong to the reactor's token holder; the owner (the stream's task)
+//   only reads m_fd for its system calls.
 // - m_wakers and m_wanted are guarded by m_lock, which is never held while waking.
-// - Lifetime: the owner's reference ends with close(); the loop frees the object in libuv's
-//   close callback, after every op the owner submitted (ops apply in order).
+// - Lifetime: the owner's reference ends with close(); the close op frees the object, after
+//   every op the owner submitted (ops apply in order).
 #pragma once
 
 #include <uv.h>
@@ -54,14 +57,13 @@ class IoSource {
   static void apply_sync(Reactor& reactor, void* self) noexcept;
   static void apply_close(Reactor& reactor, void* self) noexcept;
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
-  static void on_closed(uv_handle_t* handle) noexcept;
   /// Token holder: makes the armed directions match m_wanted.
   void sync_armed(unsigned wanted) noexcept;
 
   Reactor& m_reactor;
   const int m_fd;
-  uv_poll_t m_poll;
-  bool m_initialized = false;
+  /// The reactor's pooled handle for m_fd, taken at the first sync op.
+  uv_poll_t* m_poll = nullptr;
   unsigned m_armed = 0;
 
   SpinLock m_lock;

@@ -1,5 +1,6 @@
 #include "io/reactor.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -22,10 +23,32 @@ Reactor::Reactor() {
 }
 
 Reactor::~Reactor() {
-  // Every other handle held a reference, so only the wake-up handle is left to close.
+  // Every timer and signal held a reference, so only the wake-up handle and the pooled (all
+  // stopped) poll handles are left to close.
   ::uv_close(reinterpret_cast<uv_handle_t*>(&m_wakeup), nullptr);
+  for (uv_poll_t* poll : m_polls) {
+    if (poll != nullptr) {
+      ::uv_close(reinterpret_cast<uv_handle_t*>(poll),
+                 [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+    }
+  }
   ::uv_run(&m_loop, UV_RUN_DEFAULT);
   ::uv_loop_close(&m_loop);
+}
+
+uv_poll_t* Reactor::poll_handle(int fd) noexcept {
+  if (fd < 0) return nullptr;
+  const auto index = static_cast<std::size_t>(fd);
+  if (index >= m_polls.size()) m_polls.resize(std::max(index + 1, 2 * m_polls.size()), nullptr);
+  if (m_polls[index] == nullptr) {
+    auto* poll = new uv_poll_t;
+    if (::uv_poll_init(&m_loop, poll, fd) != 0) {
+      delete poll;
+      return nullptr;
+    }
+    m_polls[index] = poll;
+  }
+  return m_polls[index];
 }
 
 void Reactor::retain() noexcept {

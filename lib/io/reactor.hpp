@@ -25,6 +25,9 @@
 //   registration, timer, signal) holds one until libuv has closed it. A release that happens
 //   inside the loop is deferred until the token is given up, so the reactor is never freed
 //   from inside its own uv_run.
+// - m_polls belongs to the token holder. A pooled poll handle is started only while the
+//   socket that owns its descriptor number is open; it is stopped (and so removed from epoll)
+//   before that socket's close(2).
 #pragma once
 
 #include <uv.h>
@@ -79,6 +82,11 @@ class Reactor {
   /// sleeping. libuv runs due timers before it computes the epoll timeout, so without this a
   /// task woken by a timer would wait in the sleeping worker's queue until the next event.
   void after_wake() noexcept { ::uv_stop(&m_loop); }
+  /// Token holder only: the poll handle for descriptor number `fd`, made at its first use and
+  /// kept for every later socket that gets the same number (see docs/design.md, "Sockets":
+  /// this skips uv_poll_init's ioctl and its epoll ADD/DEL check). Null when libuv refuses
+  /// the descriptor. The handle is stopped whenever no socket uses it.
+  [[nodiscard]] uv_poll_t* poll_handle(int fd) noexcept;
   /// Token holder only: a handle's close callback gives its reference back through this.
   void release_from_loop() noexcept { ++m_deferred_releases; }
   /// Token holder only: how many handles wait on the loop (armed sockets, running timers and
@@ -105,6 +113,8 @@ class Reactor {
   std::mutex m_ops_mutex;
   std::vector<Op> m_ops;
   std::vector<Op> m_draining;
+  /// Indexed by descriptor number; see poll_handle.
+  std::vector<uv_poll_t*> m_polls;
   std::size_t m_deferred_releases = 0;
   alignas(64) std::atomic<std::size_t> m_refs{1};
 };
