@@ -127,6 +127,7 @@ class Child {
   }
 
   [[nodiscard]] bool started() const { return m_pid > 0; }
+  [[nodiscard]] pid_t pid() const { return m_pid; }
   void signal(int signum) { ::kill(m_pid, signum); }
 
   /// Reads stdout until a line starting with `prefix` arrives (within 20 s); returns it.
@@ -145,9 +146,9 @@ class Child {
     }
   }
 
-  /// Waits (at most 20 s) for the exit; returns the exit code, or -1 (killed, or timed out).
-  int wait_exit() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  /// Waits (at most `limit`) for the exit; returns the exit code, or -1 (killed, timed out).
+  int wait_exit(std::chrono::seconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     int status = 0;
     while (::waitpid(m_pid, &status, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() > deadline) return -1;

@@ -124,6 +124,18 @@ TEST_SUITE("tcp") {
     CHECK(runtime.block_on(greet_once(listener)));
   }
 
+  TEST_CASE("connect_from binds the client to the given source address") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto client = co_await TcpStream::connect_from(l.local_addr(),
+                                                     SocketAddress::parse("127.0.0.2:0"));
+      auto accepted = co_await l.accept();
+      co_return accepted.peer.host() + " " + client.local_addr().host();
+    };
+    CHECK(runtime.block_on(body(listener)) == "127.0.0.2 127.0.0.2");
+  }
+
   TEST_CASE("connecting to a closed port throws connection refused") {
     SocketAddress closed_port;
     {

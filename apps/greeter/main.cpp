@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "../common/fd_limit.hpp"
 #include "greeter.hpp"
 
 namespace {
@@ -131,6 +132,7 @@ weft::Task<void> run(const Options& options, weft::TcpListener& listener,
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const Options options = parse(argc, argv);
+  weft_apps::raise_open_file_limit();
   weft::TcpListener listener;
   try {
     listener = weft::TcpListener::bind(weft::SocketAddress::from_host_port(

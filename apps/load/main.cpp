@@ -14,11 +14,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
+#include "../common/fd_limit.hpp"
 #include "histogram.hpp"
 #include "weft.hpp"
 
@@ -40,6 +42,8 @@ Options:
   --duration DURATION       run for this long instead
   --hold DURATION           wait between the prompt and the name (default 0)
   --timeout DURATION        per step: connect, prompt, reply (default 10s)
+  --source-addresses N      spread clients over N source addresses, 127.0.0.1 to
+                            127.0.0.N (loopback servers only; default 1). See docs/load.md
   --threads N               worker threads (default: one per core)
   --json                    print the result as one JSON object on stdout
   --help                    show this help
@@ -56,6 +60,7 @@ struct Options {
   std::chrono::milliseconds hold{0};
   std::chrono::milliseconds timeout{10'000};
   std::size_t threads = 0;
+  unsigned source_addresses = 1;
   bool json = false;
 };
 
@@ -123,6 +128,9 @@ Options parse(int argc, char** argv) {
       options.hold = parse_duration(arg, take());
     } else if (arg == "--timeout" || arg == "--connect-timeout") {
       options.timeout = parse_duration(arg, take());
+    } else if (arg == "--source-addresses") {
+      options.source_addresses = static_cast<unsigned>(parse_number(arg, take(), 254));
+      if (options.source_addresses == 0) usage_error("--source-addresses is at least 1");
     } else if (arg == "--threads") {
       options.threads = parse_number(arg, take(), 1024);
       if (options.threads == 0) usage_error("--threads is at least 1");
@@ -136,12 +144,16 @@ Options parse(int argc, char** argv) {
     usage_error("give --dialogs or --duration, not both");
   }
   if (options.duration.count() > 0) options.dialogs = ~std::uint64_t{0};
+  if (options.source_addresses > 1 && !options.host.starts_with("127.")) {
+    usage_error("--source-addresses needs a server on 127.0.0.0/8");
+  }
   return options;
 }
 
-enum class ErrorKind { refused, reset, timeout, wrong_reply, closed_early, other, count };
-constexpr const char* k_error_names[] = {"refused",     "reset",        "timeout",
-                                         "wrong_reply", "closed_early", "other"};
+enum class ErrorKind { refused, reset, timeout, wrong_reply, closed_early, no_ports, other, count };
+constexpr const char* k_error_names[] = {"refused",      "reset",    "timeout", "wrong_reply",
+                                         "closed_early", "no_ports", "other"};
+static_assert(std::size(k_error_names) == static_cast<std::size_t>(ErrorKind::count));
 
 struct Shared {
   weft::SocketAddress server;
@@ -175,16 +187,27 @@ ErrorKind classify(const std::system_error& error) {
       return ErrorKind::reset;
     case ETIMEDOUT:
       return ErrorKind::timeout;
+    case EADDRNOTAVAIL:
+      return ErrorKind::no_ports;
     default:
       return ErrorKind::other;
   }
 }
 
 /// One dialog; returns the error kind, or nothing on success.
-weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& name) {
+weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& name,
+                                            std::size_t client_id) {
   const auto timeout = shared.options.timeout;
   const auto started = Clock::now();
-  weft::TcpStream stream = co_await weft::timeout(timeout, weft::TcpStream::connect(shared.server));
+  auto connect =
+      shared.options.source_addresses > 1
+          ? weft::TcpStream::connect_from(
+                shared.server,
+                weft::SocketAddress::from_host_port(
+                    "127.0.0." + std::to_string(1 + client_id % shared.options.source_addresses),
+                    0))
+          : weft::TcpStream::connect(shared.server);
+  weft::TcpStream stream = co_await weft::timeout(timeout, std::move(connect));
   auto prompt = co_await weft::timeout(timeout, stream.read_until('\n', 64));
   if (prompt.end != weft::ReadUntilEnd::delimiter) co_return ErrorKind::closed_early;
   if (prompt.bytes != "Who are you?\n") co_return ErrorKind::wrong_reply;
@@ -215,7 +238,7 @@ weft::Task<void> client(Shared& shared, std::size_t id) {
     const std::string name = "client-" + std::to_string(id) + "-" + std::to_string(sequence) + "\n";
     std::optional<ErrorKind> error;
     try {
-      error = co_await dialog(shared, name);
+      error = co_await dialog(shared, name, id);
     } catch (const weft::TimedOut&) {
       error = ErrorKind::timeout;
     } catch (const std::system_error& e) {
@@ -263,6 +286,14 @@ weft::Task<void> run(Shared& shared) {
 
 int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
+  const rlim_t descriptors = weft_apps::raise_open_file_limit();
+  if (descriptors != 0 && descriptors < options.connections + 64) {
+    std::fprintf(stderr,
+                 "weft-load: %zu connections need more descriptors than the limit of %llu "
+                 "(raise it with ulimit -n)\n",
+                 options.connections, static_cast<unsigned long long>(descriptors));
+    return 2;
+  }
   auto shared = std::make_unique<Shared>();
   try {
     shared->server =

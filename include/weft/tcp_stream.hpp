@@ -74,6 +74,8 @@ class [[nodiscard]] ConnectFuture {
  public:
   using Output = TcpStream;
   explicit ConnectFuture(SocketAddress address) noexcept : m_address(address) {}
+  ConnectFuture(SocketAddress address, SocketAddress local) noexcept
+      : m_address(address), m_local(local), m_bind_local(true) {}
   ConnectFuture(ConnectFuture&& other) noexcept;
   ConnectFuture& operator=(ConnectFuture&&) = delete;
   ~ConnectFuture();
@@ -81,6 +83,8 @@ class [[nodiscard]] ConnectFuture {
 
  private:
   SocketAddress m_address;
+  SocketAddress m_local;
+  bool m_bind_local = false;
   int m_fd = -1;
   detail::IoSource* m_source = nullptr;
   detail::PendingIo m_pending;
@@ -146,6 +150,13 @@ class TcpStream {
   [[nodiscard]] static ConnectFuture connect(std::string_view address);
   [[nodiscard]] static ConnectFuture connect(const SocketAddress& address) noexcept {
     return ConnectFuture(address);
+  }
+  /// Connects from `local` (port 0 lets the kernel pick one). Load generators use this to
+  /// spread connections over several source addresses, such as 127.0.0.2, 127.0.0.3, ...,
+  /// multiplying the (source, destination) pairs that TIME_WAIT can tie up.
+  [[nodiscard]] static ConnectFuture connect_from(const SocketAddress& address,
+                                                  const SocketAddress& local) noexcept {
+    return ConnectFuture(address, local);
   }
 
   /// Reads what is available, at most buffer.size() bytes, waiting until at least one byte

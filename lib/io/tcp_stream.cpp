@@ -106,6 +106,8 @@ SocketAddress TcpStream::local_addr() const {
 
 ConnectFuture::ConnectFuture(ConnectFuture&& other) noexcept
     : m_address(other.m_address),
+      m_local(other.m_local),
+      m_bind_local(other.m_bind_local),
       m_fd(std::exchange(other.m_fd, -1)),
       m_source(std::exchange(other.m_source, nullptr)),
       m_pending(std::move(other.m_pending)) {}
@@ -122,6 +124,16 @@ Poll<TcpStream> ConnectFuture::poll(Context& cx) {
     const int family = m_address.is_ipv6() ? AF_INET6 : AF_INET;
     m_fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (m_fd < 0) throw detail::errno_error(errno, what);
+    if (m_bind_local) {
+      // The kernel picks the port at bind time, from the whole ephemeral range, rather than
+      // per destination at connect time; IP_BIND_ADDRESS_NO_PORT restores the latter.
+      int one = 1;
+      ::setsockopt(m_fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      if (::bind(m_fd, static_cast<const sockaddr*>(m_local.native()),
+                 static_cast<socklen_t>(m_local.native_size())) != 0) {
+        throw detail::errno_error(errno, what + " from " + m_local.to_string());
+      }
+    }
     int rc;
     do {
       rc = ::connect(m_fd, static_cast<const sockaddr*>(m_address.native()),
