@@ -92,7 +92,7 @@ TEST_SUITE("load") {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a sampling period
       }
     });
-    const std::string result = run_load(greeter.port, {"-c", "5000", "-n", "5000", "--hold", "3s"});
+    const std::string result = run_load(greeter.port, {"-c", "5000", "-n", "5000", "--hold", "8s"});
     done.store(true);
     watcher.join();
     CHECK(result.find("\"dialogs\":5000,\"failed\":0") != std::string::npos);
