@@ -128,8 +128,8 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<std::string> {
-      auto client = co_await TcpStream::connect_from(l.local_addr(),
-                                                     SocketAddress::parse("127.0.0.2:0"));
+      auto client =
+          co_await TcpStream::connect_from(l.local_addr(), SocketAddress::parse("127.0.0.2:0"));
       auto accepted = co_await l.accept();
       co_return accepted.peer.host() + " " + client.local_addr().host();
     };

@@ -48,6 +48,28 @@ Task<void> set_after(Clock::duration duration, std::atomic<bool>& flag) {
   flag.store(true);
 }
 
+/// Arms `count` hour-long sleeps owned by the caller's vector, then returns.
+class ArmSleeps {
+ public:
+  using Output = void;
+  ArmSleeps(std::vector<Sleep>& sleeps, int count) : m_sleeps(sleeps), m_count(count) {}
+  Poll<void> poll(Context& cx) {
+    for (int i = 0; i < m_count; ++i) {
+      m_sleeps.push_back(sleep_for(1h));
+      (void)m_sleeps.back().poll(cx);
+    }
+    return ready();
+  }
+
+ private:
+  std::vector<Sleep>& m_sleeps;
+  int m_count;
+};
+
+Task<void> arm_sleeps(std::vector<Sleep>& sleeps, int count) {
+  co_await ArmSleeps(sleeps, count);
+}
+
 }  // namespace
 
 TEST_SUITE("timer") {
@@ -138,6 +160,26 @@ TEST_SUITE("timer") {
       co_return early;
     };
     CHECK(runtime.block_on(body()) == 0);
+  }
+
+  TEST_CASE("timers still fire while a thread outside the runtime keeps closing timers") {
+    // Dropping a Sleep on the main thread submits a loop op from outside the runtime. A
+    // worker that found the driver token taken by such a passing holder once went to sleep
+    // on its futex, leaving nobody in the loop: the 1 ms sleep below then never ended.
+    for (std::size_t workers : {1, 2}) {
+      Runtime runtime(RuntimeOptions{.workers = workers});
+      for (int round = 0; round < 1000; ++round) {
+        std::vector<Sleep> sleeps;
+        sleeps.reserve(64);
+        runtime.block_on(arm_sleeps(sleeps, 64));
+        std::atomic<bool> woke{false};
+        auto sleeper = runtime.spawn(set_after(1ms, woke));
+        sleeps.clear();  // 64 close ops from this thread, racing the workers for the token
+        REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
+                        "a 1 ms sleep did not end within 10 s, in round " << round);
+        sleeper.join();
+      }
+    }
   }
 
   TEST_CASE("busy workers still see a timer fire") {

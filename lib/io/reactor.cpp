@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "io/uv_error.hpp"
@@ -62,17 +63,21 @@ void Reactor::release() noexcept {
 }
 
 bool Reactor::try_take_token() noexcept {
-  // seq_cst: the acquire half of the token (pairs with the store in give_token_up), and the
-  // load half of the Dekker pair with give_token_up's re-check of m_has_ops.
-  return !m_driver.load(std::memory_order_relaxed) &&
+  // seq_cst (both): the acquire half of the token (pairs with the store in give_token_up),
+  // and part of the Dekker pairs with give_token_up's re-check of m_has_ops. The plain load
+  // first keeps a contended token's cache line shared instead of bouncing on failed swaps.
+  return !m_driver.load(std::memory_order_seq_cst) &&
          !m_driver.exchange(true, std::memory_order_seq_cst);
 }
 
 void Reactor::give_token_up() noexcept {
   std::size_t releases = 0;
   for (;;) {
-    if (m_runtime_stopped.load(std::memory_order_relaxed)) {
-      // Nobody else will run the loop: finish the closes the ops just started.
+    // acquire: pairs with the release store in mark_runtime_stopped.
+    if (m_runtime_stopped.load(std::memory_order_acquire)) {
+      // Nobody else will run the loop: finish the closes the ops just started. Twice: an op
+      // that woke a task called uv_stop, which makes the first uv_run return at once.
+      ::uv_run(&m_loop, UV_RUN_NOWAIT);
       ::uv_run(&m_loop, UV_RUN_NOWAIT);
     }
     releases += std::exchange(m_deferred_releases, 0);
@@ -109,6 +114,10 @@ void Reactor::submit(Op op) {
     give_token_up();
     return;
   }
+  // Once queued, the op (and the reference its target holds) is the holder's to apply and
+  // release; hold a reference of our own for the rest of this call, or the holder could free
+  // the reactor under us (a socket closed after its runtime is gone holds the last one).
+  retain();
   {
     std::lock_guard lock(m_ops_mutex);
     m_ops.push_back(op);
@@ -121,10 +130,19 @@ void Reactor::submit(Op op) {
     drain_ops();
     give_token_up();
   }
+  release();
 }
 
 bool Reactor::park_in_loop(Parker& parker) {
-  if (!try_take_token()) return false;
+  // The token's holder may be a thread that only applies an op and leaves (another worker's
+  // submit or busy poll, or a thread that is not a worker at all). Sleeping on the futex
+  // then would leave nobody in the loop: timers and I/O would go unseen. So wait for such a
+  // holder to leave, and give up only when the holder sleeps in the loop itself.
+  while (!try_take_token()) {
+    // seq_cst: pairs with the seq_cst store of m_blocking before the holder's uv_run.
+    if (m_blocking.load(std::memory_order_seq_cst)) return false;
+    std::this_thread::yield();
+  }
   drain_ops();
   if (parker.enter_loop(*this)) {
     for (;;) {
@@ -164,7 +182,8 @@ void Reactor::wake_loop() noexcept {
 }
 
 void Reactor::mark_runtime_stopped() noexcept {
-  m_runtime_stopped.store(true, std::memory_order_relaxed);
+  // release: pairs with the acquire load in give_token_up.
+  m_runtime_stopped.store(true, std::memory_order_release);
   // Run the loop once now, so handles closed during the last polls finish closing.
   if (try_take_token()) {
     drain_ops();

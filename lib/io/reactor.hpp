@@ -21,6 +21,11 @@
 //   sees the other and drains.
 // - A holder that is about to sleep sets m_blocking and then looks at the queue; a submitter
 //   queues and then reads m_blocking, waking the loop when it is set (the same Dekker pair).
+// - A parking worker sleeps on its futex only while another thread sleeps in the loop
+//   (m_blocking); a holder that is only passing through is waited out. Otherwise a
+//   transient holder (a submit from any thread) could leave nobody in the loop.
+// - A submitter that queues an op holds a reference of its own until it returns: the queued
+//   op's target reference may be released by the holder meanwhile.
 // - The reactor is reference-counted: the Core holds one reference and every handle (socket
 //   registration, timer, signal) holds one until libuv has closed it. A release that happens
 //   inside the loop is deferred until the token is given up, so the reactor is never freed
@@ -62,9 +67,10 @@ class Reactor {
   /// Any thread. Applies `op` now if the token is free, else queues it for the holder.
   void submit(Op op);
 
-  /// Worker about to park. Takes the token if it is free and sleeps in the loop until I/O, a
-  /// timer or an unpark of `parker` (which then goes through uv_async_send). Returns false
-  /// without sleeping when another thread holds the token; the caller parks on its futex.
+  /// Worker about to park. Takes the token (waiting out a holder that is only passing
+  /// through) and sleeps in the loop until I/O, a timer or an unpark of `parker` (which then
+  /// goes through uv_async_send). Returns false without sleeping when another thread already
+  /// sleeps in the loop; the caller parks on its futex.
   bool park_in_loop(Parker& parker);
   /// Busy worker: one non-blocking turn of the loop, if the token is free and anything is
   /// registered. Readiness found here wakes tasks onto the caller's queue.

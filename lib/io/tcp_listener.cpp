@@ -77,12 +77,8 @@ Poll<Accepted> AcceptFuture::poll(Context& cx) {
     const int fd = ::accept4(listener.m_fd, reinterpret_cast<sockaddr*>(&peer), &size,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      try {
-        return Accepted{TcpStream(fd), SocketAddress::from_native(&peer, size)};
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
+      TcpStream stream(fd);  // owns the descriptor from here, whatever happens next
+      return Accepted{std::move(stream), SocketAddress::from_native(&peer, size)};
     }
     // A connection that was reset while queued is the peer's problem, not the listener's.
     if (errno == EINTR || errno == ECONNABORTED) continue;

@@ -54,12 +54,12 @@ void Parker::unpark() noexcept {
   if (previous == k_parked) {
     futex_wake_one(m_state);
   } else if (previous == k_in_loop) {
-    m_reactor->wake_loop();
+    m_reactor.load(std::memory_order_relaxed)->wake_loop();
   }
 }
 
 bool Parker::enter_loop(Reactor& reactor) noexcept {
-  m_reactor = &reactor;
+  m_reactor.store(&reactor, std::memory_order_relaxed);
   std::uint32_t expected = k_empty;
   // release: publishes m_reactor to an unpark that sees IN_LOOP (its acquire).
   if (m_state.compare_exchange_strong(expected, k_in_loop, std::memory_order_release,

@@ -35,8 +35,9 @@ class Parker {
   static constexpr std::uint32_t k_in_loop = 3;
 
   alignas(64) std::atomic<std::uint32_t> m_state{k_empty};
-  /// Written by the owner before it publishes IN_LOOP, read by an unpark that saw IN_LOOP.
-  Reactor* m_reactor = nullptr;
+  /// Written by the owner before it publishes IN_LOOP, read by an unpark that saw IN_LOOP
+  /// (relaxed: ordered by m_state's release CAS and acq_rel exchange).
+  std::atomic<Reactor*> m_reactor{nullptr};
 };
 
 }  // namespace weft::detail
