@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "../common/fd_limit.hpp"
+#include "../common/flags.hpp"
 #include "greeter.hpp"
 
 namespace {
@@ -39,72 +40,31 @@ struct Options {
   greeter::Config config;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "weft-greeter: %s\nTry 'weft-greeter --help'.\n", message.c_str());
-  std::exit(2);
-}
-
-unsigned long long parse_number(std::string_view flag, std::string_view text,
-                                unsigned long long max) {
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos ||
-      text.size() > 12) {
-    usage_error(std::string(flag) + " wants a number, got '" + std::string(text) + "'");
-  }
-  const unsigned long long value = std::stoull(std::string(text));
-  if (value > max) usage_error(std::string(flag) + " is at most " + std::to_string(max));
-  return value;
-}
-
-std::chrono::milliseconds parse_duration(std::string_view flag, std::string_view text) {
-  const auto digits_end = text.find_first_not_of("0123456789");
-  const std::string_view digits = text.substr(0, digits_end);
-  const std::string_view unit =
-      digits_end == std::string_view::npos ? "s" : text.substr(digits_end);
-  const auto value = parse_number(flag, digits, 1'000'000'000);
-  if (unit == "ms") return std::chrono::milliseconds(value);
-  if (unit == "s") return std::chrono::seconds(value);
-  if (unit == "m") return std::chrono::minutes(value);
-  usage_error(std::string(flag) + " wants a duration such as 250ms, 10s or 2m, got '" +
-              std::string(text) + "'");
-}
-
 Options parse(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::string_view value;
-    bool has_value = false;
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto take_value = [&]() -> std::string_view {
-      if (has_value) return value;
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
+  weft_apps::Flags flags("weft-greeter", argc, argv);
+  while (flags.next()) {
+    if (flags.is("--help") || flags.is("-h")) {
       std::fputs(k_usage, stdout);
       std::exit(0);
-    } else if (arg == "--quiet") {
+    } else if (flags.is("--quiet")) {
       options.config.quiet = true;
-    } else if (arg == "--host") {
-      options.host = std::string(take_value());
-    } else if (arg == "--port") {
-      options.port = static_cast<unsigned>(parse_number(arg, take_value(), 65535));
-    } else if (arg == "--threads") {
-      options.threads = parse_number(arg, take_value(), 1024);
-      if (options.threads == 0) usage_error("--threads is at least 1");
-    } else if (arg == "--read-timeout") {
-      options.config.read_timeout = parse_duration(arg, take_value());
-    } else if (arg == "--drain-timeout") {
-      options.config.drain_timeout = parse_duration(arg, take_value());
-    } else if (arg == "--max-connections") {
-      options.config.max_connections = parse_number(arg, take_value(), 10'000'000);
-      if (options.config.max_connections == 0) usage_error("--max-connections is at least 1");
+    } else if (flags.is("--host")) {
+      options.host = std::string(flags.value());
+    } else if (flags.is("--port")) {
+      options.port = static_cast<unsigned>(flags.number(65535));
+    } else if (flags.is("--threads")) {
+      options.threads = flags.number(1024);
+      if (options.threads == 0) flags.fail("--threads is at least 1");
+    } else if (flags.is("--read-timeout")) {
+      options.config.read_timeout = flags.duration();
+    } else if (flags.is("--drain-timeout")) {
+      options.config.drain_timeout = flags.duration();
+    } else if (flags.is("--max-connections")) {
+      options.config.max_connections = flags.number(10'000'000);
+      if (options.config.max_connections == 0) flags.fail("--max-connections is at least 1");
     } else {
-      usage_error("unknown option '" + std::string(arg) + "'");
+      flags.fail("unknown option '" + std::string(flags.name()) + "'");
     }
   }
   return options;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../common/fd_limit.hpp"
+#include "../common/flags.hpp"
 #include "histogram.hpp"
 #include "weft.hpp"
 
@@ -69,83 +70,48 @@ struct Options {
   std::exit(2);
 }
 
-unsigned long long parse_number(std::string_view flag, std::string_view text,
-                                unsigned long long max) {
-  if (text.empty() || text.size() > 15 ||
-      text.find_first_not_of("0123456789") != std::string_view::npos) {
-    usage_error(std::string(flag) + " wants a number, got '" + std::string(text) + "'");
-  }
-  const unsigned long long value = std::stoull(std::string(text));
-  if (value > max) usage_error(std::string(flag) + " is at most " + std::to_string(max));
-  return value;
-}
-
-std::chrono::milliseconds parse_duration(std::string_view flag, std::string_view text) {
-  const auto digits_end = text.find_first_not_of("0123456789");
-  const std::string_view digits = text.substr(0, digits_end);
-  const std::string_view unit =
-      digits_end == std::string_view::npos ? "s" : text.substr(digits_end);
-  const auto value = parse_number(flag, digits, 1'000'000'000);
-  if (unit == "ms") return std::chrono::milliseconds(value);
-  if (unit == "s") return std::chrono::seconds(value);
-  if (unit == "m") return std::chrono::minutes(value);
-  usage_error(std::string(flag) + " wants a duration such as 250ms, 10s or 2m");
-}
-
 Options parse(int argc, char** argv) {
   Options options;
   bool dialogs_given = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::string_view value;
-    bool has_value = false;
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto take = [&]() -> std::string_view {
-      if (has_value) return value;
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
+  weft_apps::Flags flags("weft-load", argc, argv);
+  while (flags.next()) {
+    if (flags.is("--help") || flags.is("-h")) {
       std::fputs(k_usage, stdout);
       std::exit(0);
-    } else if (arg == "--host") {
-      options.host = std::string(take());
-    } else if (arg == "--port") {
-      options.port = static_cast<unsigned>(parse_number(arg, take(), 65535));
-    } else if (arg == "-c" || arg == "--connections") {
-      options.connections = parse_number(arg, take(), 1'000'000);
-      if (options.connections == 0) usage_error("--connections is at least 1");
-    } else if (arg == "-n" || arg == "--dialogs") {
-      options.dialogs = parse_number(arg, take(), 1'000'000'000'000ULL);
+    } else if (flags.is("--host")) {
+      options.host = std::string(flags.value());
+    } else if (flags.is("--port")) {
+      options.port = static_cast<unsigned>(flags.number(65535));
+    } else if (flags.is("-c") || flags.is("--connections")) {
+      options.connections = flags.number(1'000'000);
+      if (options.connections == 0) flags.fail("--connections is at least 1");
+    } else if (flags.is("-n") || flags.is("--dialogs")) {
+      options.dialogs = flags.number(1'000'000'000'000ULL);
       dialogs_given = true;
-    } else if (arg == "--duration") {
-      options.duration = parse_duration(arg, take());
-    } else if (arg == "--hold") {
-      options.hold = parse_duration(arg, take());
-    } else if (arg == "--timeout" || arg == "--connect-timeout") {
-      options.timeout = parse_duration(arg, take());
-    } else if (arg == "--source-addresses") {
-      options.source_addresses = static_cast<unsigned>(parse_number(arg, take(), 254));
-      if (options.source_addresses == 0) usage_error("--source-addresses is at least 1");
-    } else if (arg == "--threads") {
-      options.threads = parse_number(arg, take(), 1024);
-      if (options.threads == 0) usage_error("--threads is at least 1");
-    } else if (arg == "--json") {
+    } else if (flags.is("--duration")) {
+      options.duration = flags.duration();
+    } else if (flags.is("--hold")) {
+      options.hold = flags.duration();
+    } else if (flags.is("--timeout") || flags.is("--connect-timeout")) {
+      options.timeout = flags.duration();
+    } else if (flags.is("--source-addresses")) {
+      options.source_addresses = static_cast<unsigned>(flags.number(254));
+      if (options.source_addresses == 0) flags.fail("--source-addresses is at least 1");
+    } else if (flags.is("--threads")) {
+      options.threads = flags.number(1024);
+      if (options.threads == 0) flags.fail("--threads is at least 1");
+    } else if (flags.is("--json")) {
       options.json = true;
     } else {
-      usage_error("unknown option '" + std::string(arg) + "'");
+      flags.fail("unknown option '" + std::string(flags.name()) + "'");
     }
   }
   if (dialogs_given && options.duration.count() > 0) {
-    usage_error("give --dialogs or --duration, not both");
+    flags.fail("give --dialogs or --duration, not both");
   }
   if (options.duration.count() > 0) options.dialogs = ~std::uint64_t{0};
   if (options.source_addresses > 1 && !options.host.starts_with("127.")) {
-    usage_error("--source-addresses needs a server on 127.0.0.0/8");
+    flags.fail("--source-addresses needs a server on 127.0.0.0/8");
   }
   return options;
 }
