@@ -2,15 +2,21 @@
 # The greeter benchmark: weft-greeter beside tokio-greeter, go-greeter and epoll-greeter (the
 # hand-written floor) from ../shared/anchors, all with the same weft-load settings, each run
 # ROUNDS times in alternation so that a slow spell on the machine hits every server alike.
-# Prints a markdown table of each server's median per round: dialogs/s, p99 latency, and the
-# server's CPU time (user+sys, from /proc) per dialog, with ratios to the floor and to Tokio.
+# Three tables, in markdown:
+#   throughput  each server's median per round of dialogs/s, p99 latency, and the server's CPU
+#               time (user+sys, from /proc) per dialog, with ratios to the floor and to Tokio;
+#   held        HELD connections held open at once (weft-load --hold): the server's resident
+#               memory above its idle size, per connection;
+#   scaling     server CPU per dialog at 100, 1,000 and 10,000 concurrent clients.
 #
 # Usage: apps/bench/greeter-peers.sh [BUILD-DIR]   (default: build)
 # Environment:
 #   THREADS      server threads (WORKERS for Tokio, GOMAXPROCS for Go); default 2
-#   CONNECTIONS  concurrent clients; default 100
+#   CONNECTIONS  concurrent clients for the throughput table; default 100
 #   DIALOGS      dialogs per run; default 30000
-#   ROUNDS       runs per server; default 3
+#   ROUNDS       throughput runs per server; default 3
+#   HELD         connections for the held table; default 10000
+#   MODES        which tables, default "throughput held scaling"
 #   ANCHORS      where the peers are (built with shared/anchors/build when missing)
 set -euo pipefail
 
@@ -18,8 +24,10 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-100}
 DIALOGS=${DIALOGS:-30000}
 ROUNDS=${ROUNDS:-3}
+HELD=${HELD:-10000}
+MODES=${MODES:-throughput held scaling}
 ANCHORS=${ANCHORS:-/tmp/weft-anchors}
-command_line="THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS ROUNDS=$ROUNDS $(printf '%q' "$0") $*"
+command_line="THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS ROUNDS=$ROUNDS HELD=$HELD MODES=\"$MODES\" $(printf '%q' "$0") $*"
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$script_dir" rev-parse --show-toplevel)
@@ -45,12 +53,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Every server and client gets the hard descriptor limit (10,000 held connections need it).
+ulimit -n "$(ulimit -Hn)"
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start_server() {  # start_server NAME PORT; sets server_pid
   case $1 in
-    weft) "$greeter" --port "$2" --threads "$THREADS" --quiet >/dev/null 2>&1 & ;;
+    weft) "$greeter" --port "$2" --threads "$THREADS" --quiet --read-timeout 120s >/dev/null 2>&1 & ;;
     tokio) PORT=$2 WORKERS=$THREADS "$ANCHORS/tokio-greeter" >/dev/null 2>&1 & ;;
     go) PORT=$2 GOMAXPROCS=$THREADS "$ANCHORS/go-greeter" >/dev/null 2>&1 & ;;
     epoll) PORT=$2 THREADS=$THREADS "$ANCHORS/epoll-greeter" >/dev/null 2>&1 & ;;
@@ -64,39 +74,116 @@ start_server() {  # start_server NAME PORT; sets server_pid
   exit 1
 }
 
-servers=(weft tokio go epoll)
-for round in $(seq 1 "$ROUNDS"); do
-  for server in "${servers[@]}"; do
-    port=$((20000 + RANDOM % 20000))
-    start_server "$server" "$port"
-    "$load" --port "$port" -c "$CONNECTIONS" -n 2000 --threads "$THREADS" >/dev/null  # warm-up
-    before=$(cpu_ticks "$server_pid")
-    json=$("$load" --port "$port" -c "$CONNECTIONS" -n "$DIALOGS" --threads "$THREADS" --json) ||
-      { echo "greeter-peers: $server failed dialogs: $json" >&2; exit 1; }
-    after=$(cpu_ticks "$server_pid")
-    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
-    rate=$(sed -E 's/.*"dialogs_per_second":([0-9.]+).*/\1/' <<<"$json")
-    p99=$(sed -E 's/.*"p99":([0-9]+).*/\1/' <<<"$json")
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$DIALOGS" 'BEGIN{printf "%.2f", t / hz * 1e6 / n}')
-    echo "$rate $p99 $cpu_us" >>"$results/$server"
-    echo "round $round $server: $rate dialogs/s, p99 ${p99} us, ${cpu_us} CPU-us/dialog" >&2
-  done
-done
-
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-declare -A rate p99 cpu
-for server in "${servers[@]}"; do
-  rate[$server]=$(awk '{print $1}' "$results/$server" | median)
-  p99[$server]=$(awk '{print $2}' "$results/$server" | median)
-  cpu[$server]=$(awk '{print $3}' "$results/$server" | median)
-done
+servers=(weft tokio go epoll)
+cpu_per_dialog() {  # cpu_per_dialog TICKS DIALOGS
+  awk -v t="$1" -v hz="$ticks" -v n="$2" 'BEGIN{printf "%.2f", t / hz * 1e6 / n}'
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 echo "Command: \`$command_line\` at $(git -C "$repo" rev-parse --short HEAD), $(nproc) cores."
-echo
-echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-for server in "${servers[@]}"; do
-  awk -v s="$server" -v r="${rate[$server]}" -v p="${p99[$server]}" -v c="${cpu[$server]}" \
-      -v e="${cpu[epoll]}" -v t="${cpu[tokio]}" \
-      'BEGIN{printf "| %s | %.0f | %d | %.1f | %.2f | %.2f |\n", s, r, p, c, c/e, c/t}'
+
+throughput() {
+  declare -A rate p99 cpu
+  for round in $(seq 1 "$ROUNDS"); do
+    for server in "${servers[@]}"; do
+      port=$((10000 + RANDOM % 20000))  # below the ephemeral range
+      start_server "$server" "$port"
+      "$load" --port "$port" -c "$CONNECTIONS" -n 2000 --threads "$THREADS" >/dev/null  # warm-up
+      before=$(cpu_ticks "$server_pid")
+      json=$("$load" --port "$port" -c "$CONNECTIONS" -n "$DIALOGS" --threads "$THREADS" --json) ||
+        { echo "greeter-peers: $server failed dialogs: $json" >&2; exit 1; }
+      after=$(cpu_ticks "$server_pid")
+      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+      r=$(sed -E 's/.*"dialogs_per_second":([0-9.]+).*/\1/' <<<"$json")
+      p=$(sed -E 's/.*"p99":([0-9]+).*/\1/' <<<"$json")
+      c=$(cpu_per_dialog $((after - before)) "$DIALOGS")
+      echo "$r $p $c" >>"$results/$server"
+      echo "round $round $server: $r dialogs/s, p99 ${p} us, ${c} CPU-us/dialog" >&2
+    done
+  done
+  for server in "${servers[@]}"; do
+    rate[$server]=$(awk '{print $1}' "$results/$server" | median)
+    p99[$server]=$(awk '{print $2}' "$results/$server" | median)
+    cpu[$server]=$(awk '{print $3}' "$results/$server" | median)
+  done
+  echo
+  echo "Throughput, $CONNECTIONS clients, $DIALOGS dialogs, median of $ROUNDS rounds:"
+  echo
+  echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for server in "${servers[@]}"; do
+    awk -v s="$server" -v r="${rate[$server]}" -v p="${p99[$server]}" -v c="${cpu[$server]}" \
+        -v e="${cpu[epoll]}" -v t="${cpu[tokio]}" \
+        'BEGIN{printf "| %s | %.0f | %d | %.1f | %.2f | %.2f |\n", s, r, p, c, c/e, c/t}'
+  done
+}
+
+held() {
+  echo
+  echo "$HELD connections held open at once (weft-load -c $HELD --hold 20s):"
+  echo
+  echo "| server | idle RSS (KiB) | RSS with all held (KiB) | bytes per connection |"
+  echo "| --- | ---: | ---: | ---: |"
+  for server in "${servers[@]}"; do
+    port=$((10000 + RANDOM % 20000))  # below the ephemeral range
+    start_server "$server" "$port"
+    "$load" --port "$port" -c 100 -n 2000 --threads "$THREADS" >/dev/null  # warm-up
+    idle=$(rss_kib "$server_pid")
+    base_fds=$(fd_count "$server_pid")
+    "$load" --port "$port" -c "$HELD" -n "$HELD" --hold 20s --threads "$THREADS" \
+      --source-addresses 4 >/dev/null 2>&1 &
+    load_pid=$!
+    peak=0
+    for _ in $(seq 1 300); do  # at most 30 s for every connection to be open
+      if (( $(fd_count "$server_pid") - base_fds >= HELD )); then
+        sleep 1  # let the prompts go out and the buffers settle
+        peak=$(rss_kib "$server_pid")
+        break
+      fi
+      sleep 0.1
+    done
+    kill "$load_pid" 2>/dev/null; wait "$load_pid" 2>/dev/null || true
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+    if (( peak == 0 )); then
+      echo "| $server | $idle | (never reached $HELD) | — |"
+    else
+      awk -v s="$server" -v i="$idle" -v p="$peak" -v n="$HELD" \
+        'BEGIN{printf "| %s | %d | %d | %.0f |\n", s, i, p, (p - i) * 1024 / n}'
+    fi
+  done
+}
+
+scaling() {
+  echo
+  echo "Server CPU-us per dialog as concurrency grows ($DIALOGS dialogs each, one run):"
+  echo
+  echo "| server | 100 clients | 1,000 clients | 10,000 clients | 10,000 / 100 |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  for server in "${servers[@]}"; do
+    row=()
+    for clients in 100 1000 10000; do
+      port=$((10000 + RANDOM % 20000))  # below the ephemeral range
+      start_server "$server" "$port"
+      "$load" --port "$port" -c 100 -n 2000 --threads "$THREADS" >/dev/null  # warm-up
+      before=$(cpu_ticks "$server_pid")
+      "$load" --port "$port" -c "$clients" -n "$DIALOGS" --threads "$THREADS" \
+        --source-addresses 4 --timeout 60s >/dev/null ||
+        echo "greeter-peers: $server had failed dialogs at $clients clients" >&2
+      after=$(cpu_ticks "$server_pid")
+      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+      row+=("$(cpu_per_dialog $((after - before)) "$DIALOGS")")
+      echo "scaling $server $clients: ${row[-1]} CPU-us/dialog" >&2
+    done
+    awk -v s="$server" -v a="${row[0]}" -v b="${row[1]}" -v c="${row[2]}" \
+      'BEGIN{printf "| %s | %.1f | %.1f | %.1f | %.2f |\n", s, a, b, c, c/a}'
+  done
+}
+
+for mode in $MODES; do
+  case $mode in
+    throughput | held | scaling) "$mode" ;;
+    *) echo "greeter-peers: unknown mode $mode" >&2; exit 2 ;;
+  esac
 done

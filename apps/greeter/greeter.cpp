@@ -69,6 +69,45 @@ class Slot {
   ConnectionSlots* m_slots;
 };
 
+// The dialog is split into phases, each a task of its own, so that a connection waiting for
+// its name holds only the frames of that phase: with thousands of clients holding their
+// connections open, the coroutine frames are most of the server's memory per connection.
+
+/// Writes `bytes` within `limit`, so that a client that never reads cannot pin the dialog.
+weft::Task<void> send(weft::TcpStream& stream, std::string_view bytes,
+                      std::chrono::milliseconds limit) {
+  co_await weft::timeout(limit, stream.write_all(bytes));
+}
+
+/// The name's line, or nothing when the client stayed silent past the read timeout: the
+/// seed's race of a timer against I/O.
+weft::Task<std::optional<weft::ReadUntilResult>> read_name(weft::TcpStream& stream,
+                                                           const Config& config) {
+  auto raced = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 1),
+                                     weft::sleep_for(config.read_timeout));
+  if (raced.index() == 1) co_return std::nullopt;
+  co_return std::get<0>(std::move(raced));
+}
+
+/// Replies to a name line: thanks, or a short error for a line over the cap.
+weft::Task<void> answer(weft::TcpStream& stream, weft::ReadUntilResult line, const Config& config,
+                        Stats& stats) {
+  // Named locals, not temporaries inside the co_await: GCC 12 destroys a temporary that a
+  // conditional expression creates in a co_await's operand twice.
+  std::string reply;
+  if (line.end == weft::ReadUntilEnd::limit) {
+    stats.too_long.fetch_add(1, std::memory_order_relaxed);
+    reply =
+        "Your name is too long (at most " + std::to_string(config.max_name_bytes) + " bytes).\n";
+    co_await send(stream, reply, config.read_timeout);
+    co_return;
+  }
+  const std::string name = clean_name(line.bytes);
+  reply = config.reply ? config.reply(name) : thanks(name);
+  co_await send(stream, reply, config.read_timeout);
+  stats.greeted.fetch_add(1, std::memory_order_relaxed);
+}
+
 weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const Config& config,
                         [[maybe_unused]] Slot slot, Stats& stats) {
   struct CountFinished {
@@ -76,26 +115,13 @@ weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const 
     ~CountFinished() { stats.finished.fetch_add(1, std::memory_order_relaxed); }
   } count_finished{stats};
   try {
-    co_await weft::timeout(config.read_timeout, stream.write_all(k_prompt));
-    // The seed's race of a timer against I/O: a silent client loses to the timer.
-    auto raced = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 1),
-                                       weft::sleep_for(config.read_timeout));
-    if (raced.index() == 1) {
+    co_await send(stream, k_prompt, config.read_timeout);
+    std::optional<weft::ReadUntilResult> line = co_await read_name(stream, config);
+    if (!line) {
       stats.timed_out.fetch_add(1, std::memory_order_relaxed);
       co_return;
     }
-    weft::ReadUntilResult line = std::get<0>(std::move(raced));
-    if (line.end == weft::ReadUntilEnd::limit) {
-      stats.too_long.fetch_add(1, std::memory_order_relaxed);
-      const std::string error =
-          "Your name is too long (at most " + std::to_string(config.max_name_bytes) + " bytes).\n";
-      co_await weft::timeout(config.read_timeout, stream.write_all(error));
-      co_return;
-    }
-    const std::string name = clean_name(line.bytes);
-    const std::string reply = config.reply ? config.reply(name) : thanks(name);
-    co_await weft::timeout(config.read_timeout, stream.write_all(reply));
-    stats.greeted.fetch_add(1, std::memory_order_relaxed);
+    co_await answer(stream, std::move(*line), config, stats);
   } catch (const std::exception& error) {
     stats.failed.fetch_add(1, std::memory_order_relaxed);
     if (!config.quiet) {

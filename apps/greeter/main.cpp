@@ -95,8 +95,11 @@ int main(int argc, char** argv) {
   weft_apps::raise_open_file_limit();
   weft::TcpListener listener;
   try {
-    listener = weft::TcpListener::bind(weft::SocketAddress::from_host_port(
-        options.host, static_cast<std::uint16_t>(options.port)));
+    // A deep backlog: thousands of clients may connect at once (the kernel caps it at
+    // net.core.somaxconn, 4096 by default).
+    listener = weft::TcpListener::bind(
+        weft::SocketAddress::from_host_port(options.host, static_cast<std::uint16_t>(options.port)),
+        4096);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "weft-greeter: cannot listen on %s port %u: %s\n", options.host.c_str(),
                  options.port, error.what());

@@ -212,14 +212,15 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
       return result;
     }
     searched = buffered.size();
-    const std::size_t old_size = buffered.size();
-    buffered.resize(old_size + k_read_chunk);
+    // Read into the stack and keep only what arrived: a connection that waits for its line
+    // then holds no empty 4 KiB buffer (thousands of idle connections add up).
+    char chunk[k_read_chunk];
     ssize_t n;
     do {
-      n = ::recv(fd, buffered.data() + old_size, k_read_chunk, 0);
+      n = ::recv(fd, chunk, sizeof chunk, 0);
     } while (n < 0 && errno == EINTR);
     const int error = errno;
-    buffered.resize(old_size + (n > 0 ? static_cast<std::size_t>(n) : 0));
+    if (n > 0) buffered.append(chunk, static_cast<std::size_t>(n));
     if (n == 0) return ReadUntilResult{std::exchange(buffered, {}), ReadUntilEnd::eof};
     if (n < 0) {
       if (!would_block(error)) throw detail::errno_error(error, "read");
