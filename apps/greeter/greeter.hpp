@@ -86,7 +86,9 @@ class ConnectionSlots {
   std::optional<weft::Waker> m_idle_waiter;
 };
 
-/// What a running server counts; read by tests and the shutdown message.
+/// What a running server counts; read by tests and the shutdown message. Counters only: every
+/// update is a relaxed fetch_add that publishes nothing else, and readers treat a value as
+/// exact only after the dialogs it counts have ended (joined, or seen ended by `finished`).
 struct Stats {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> greeted{0};

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   }
   if (!options.config.quiet) {
     std::printf("served %llu dialog(s); bye\n",
-                static_cast<unsigned long long>(stats.greeted.load()));
+                static_cast<unsigned long long>(stats.greeted.load(std::memory_order_relaxed)));
   }
   return 0;
 }

@@ -121,6 +121,9 @@ constexpr const char* k_error_names[] = {"refused",      "reset",    "timeout", 
                                          "closed_early", "no_ports", "other"};
 static_assert(std::size(k_error_names) == static_cast<std::size_t>(ErrorKind::count));
 
+/// State every client task shares. The counters are relaxed: each is a tally that publishes
+/// nothing else, read for the progress line (an estimate) and after the runtime has joined
+/// every client (exact).
 struct Shared {
   weft::SocketAddress server;
   Options options;
@@ -135,11 +138,13 @@ struct Shared {
     if (options.duration.count() > 0) return Clock::now() < deadline;
     return claimed.fetch_add(1, std::memory_order_relaxed) < options.dialogs;
   }
-  void fail(ErrorKind kind) { errors[static_cast<int>(kind)].fetch_add(1); }
+  void fail(ErrorKind kind) {
+    errors[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
+  }
   std::uint64_t failed() const {
     std::uint64_t total = 0;
     for (const auto& e : errors)
-      total += e.load();
+      total += e.load(std::memory_order_relaxed);
     return total;
   }
 };
@@ -224,7 +229,7 @@ weft::Task<void> progress(Shared& shared, Clock::time_point start) {
   for (;;) {
     co_await weft::sleep_for(1s);
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const auto done = shared.succeeded.load();
+    const auto done = shared.succeeded.load(std::memory_order_relaxed);
     std::fprintf(stderr, "\r%8.1fs  %12llu ok  %8llu failed  %10.0f dialogs/s", seconds,
                  static_cast<unsigned long long>(done),
                  static_cast<unsigned long long>(shared.failed()), done / seconds);
@@ -276,7 +281,7 @@ int main(int argc, char** argv) {
     runtime.block_on(run(*shared));
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const auto ok = shared->succeeded.load();
+  const auto ok = shared->succeeded.load(std::memory_order_relaxed);
   const auto failed = shared->failed();
   const auto& h = shared->latency_us;
   if (options.json) {
@@ -292,8 +297,9 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(h.percentile(99.9)),
         static_cast<unsigned long long>(h.max()));
     for (int kind = 0; kind < static_cast<int>(ErrorKind::count); ++kind) {
-      std::printf("%s\"%s\":%llu", kind == 0 ? "" : ",", k_error_names[kind],
-                  static_cast<unsigned long long>(shared->errors[kind].load()));
+      std::printf(
+          "%s\"%s\":%llu", kind == 0 ? "" : ",", k_error_names[kind],
+          static_cast<unsigned long long>(shared->errors[kind].load(std::memory_order_relaxed)));
     }
     std::printf("}}\n");
   } else {
@@ -307,7 +313,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(h.max()));
     std::printf("failed: %llu", static_cast<unsigned long long>(failed));
     for (int kind = 0; kind < static_cast<int>(ErrorKind::count); ++kind) {
-      if (const auto n = shared->errors[kind].load()) {
+      if (const auto n = shared->errors[kind].load(std::memory_order_relaxed)) {
         std::printf("  %s %llu", k_error_names[kind], static_cast<unsigned long long>(n));
       }
     }
