@@ -26,8 +26,9 @@
 //   transient holder (a submit from any thread) could leave nobody in the loop.
 // - A submitter that queues an op holds a reference of its own until it returns: the queued
 //   op's target reference may be released by the holder meanwhile.
-// - The reactor is reference-counted: the Core holds one reference and every handle (socket
-//   registration, timer, signal) holds one until libuv has closed it. A release that happens
+// - The reactor is reference-counted: the Core holds one reference, every socket registration
+//   holds one until its close op, and every timer and signal until libuv has closed it (the
+//   pooled poll handles are the reactor's own, closed with it). A release that happens
 //   inside the loop is deferred until the token is given up, so the reactor is never freed
 //   from inside its own uv_run.
 // - m_polls belongs to the token holder. A pooled poll handle is started only while the
