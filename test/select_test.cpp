@@ -16,48 +16,12 @@
 using namespace weft;
 using weft::test::eventually;
 using weft::test::Gate;
+using weft::test::poll_by_hand;
+using weft::test::poll_with;
 using weft::test::Tracked;
+using weft::test::WakeCounter;
 
 namespace {
-
-/// A waker that counts its wakes; it must outlive every copy of the waker it makes.
-class WakeCounter {
- public:
-  Waker waker() const noexcept;
-  int wakes() const { return m_wakes.load(std::memory_order_acquire); }
-  void add() const { m_wakes.fetch_add(1, std::memory_order_acq_rel); }
-
- private:
-  mutable std::atomic<int> m_wakes{0};
-};
-
-const void* counter_clone(const void* data) noexcept {
-  return data;
-}
-void counter_wake(const void* data) noexcept {
-  static_cast<const WakeCounter*>(data)->add();
-}
-void counter_drop(const void*) noexcept {}
-constexpr WakerVTable k_counter_vtable{&counter_clone, &counter_wake, &counter_wake, &counter_drop};
-
-Waker WakeCounter::waker() const noexcept {
-  return Waker(this, &k_counter_vtable);
-}
-
-/// Polls once with a waker that does nothing.
-template <class F>
-auto poll_by_hand(F& future) {
-  Waker waker = noop_waker();
-  Context cx(waker);
-  return future.poll(cx);
-}
-
-template <class F>
-auto poll_with(F& future, const WakeCounter& counter) {
-  Waker waker = counter.waker();
-  Context cx(waker);
-  return future.poll(cx);
-}
 
 /// A leaf future that is never ready and counts its destructions (a moved-from one does not
 /// count).

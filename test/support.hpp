@@ -87,6 +87,40 @@ class Gate {
   std::atomic<int> m_polls{0};
 };
 
+/// A waker that counts its wakes; it must outlive every copy of the waker it makes.
+class WakeCounter {
+ public:
+  Waker waker() const noexcept { return Waker(this, &k_vtable); }
+  int wakes() const { return m_wakes.load(std::memory_order_acquire); }
+
+ private:
+  // acq_rel/acquire: a test that sees the count also sees what the waker published.
+  static void add(const void* data) noexcept {
+    static_cast<const WakeCounter*>(data)->m_wakes.fetch_add(1, std::memory_order_acq_rel);
+  }
+  static const void* clone(const void* data) noexcept { return data; }
+  static void drop(const void*) noexcept {}
+  static constexpr WakerVTable k_vtable{&clone, &add, &add, &drop};
+
+  mutable std::atomic<int> m_wakes{0};
+};
+
+/// Polls once with a waker that does nothing.
+template <class F>
+auto poll_by_hand(F& future) {
+  Waker waker = noop_waker();
+  Context cx(waker);
+  return future.poll(cx);
+}
+
+/// Polls once with `counter`'s waker.
+template <class F>
+auto poll_with(F& future, const WakeCounter& counter) {
+  Waker waker = counter.waker();
+  Context cx(waker);
+  return future.poll(cx);
+}
+
 /// Like Gate, for any number of waiting tasks: open() wakes them all.
 class BroadcastGate {
  public:

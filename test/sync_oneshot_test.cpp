@@ -11,16 +11,7 @@ using namespace weft;
 using weft::test::eventually;
 using weft::test::Tracked;
 
-namespace {
-
-template <class F>
-auto poll_by_hand(F& future) {
-  Waker waker = noop_waker();
-  Context cx(waker);
-  return future.poll(cx);
-}
-
-}  // namespace
+using weft::test::poll_by_hand;
 
 TEST_SUITE("oneshot") {
   TEST_CASE("a value sent before the receive is received") {
