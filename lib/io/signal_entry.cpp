@@ -10,9 +10,8 @@
 namespace weft::detail {
 
 SignalEntry::SignalEntry(Reactor& reactor, int signum, const Waker* waker)
-    : m_reactor(reactor), m_signum(signum) {
+    : LoopEntry(reactor), m_signum(signum) {
   if (waker != nullptr) m_waker.emplace(*waker);
-  m_reactor.retain();
   m_reactor.submit({&SignalEntry::apply_start, this});
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   // acquire: pairs with the release store in apply_start.
@@ -37,30 +36,19 @@ void SignalEntry::cancel() noexcept {
     std::lock_guard lock(m_lock);
     dropped.swap(m_waker);
   }
-  m_reactor.submit({&SignalEntry::apply_close, this});
-  release();
-}
-
-void SignalEntry::release() noexcept {
-  // acq_rel: the last of the owner and the loop frees the entry; pairs with itself.
-  if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    Reactor& reactor = m_reactor;
-    delete this;
-    reactor.release();
-  }
+  close_and_release();
 }
 
 void SignalEntry::apply_start(Reactor& reactor, void* self_ptr) noexcept {
   auto* self = static_cast<SignalEntry*>(self_ptr);
-  int rc = ::uv_signal_init(reactor.loop(), &self->m_signal);
+  int rc = ::uv_signal_init(reactor.loop(), &self->m_handle);
   if (rc == 0) {
     self->m_initialized = true;
-    self->m_signal.data = self;
-    rc = ::uv_signal_start(&self->m_signal, &SignalEntry::on_signal, self->m_signum);
+    self->m_handle.data = self;
+    rc = ::uv_signal_start(&self->m_handle, &SignalEntry::on_signal, self->m_signum);
   }
   if (rc == 0) {
-    self->m_active = true;
-    reactor.add_waiting(1);
+    self->set_active(true);
     // release: pairs with the constructor's acquire load.
     self->m_started.store(true, std::memory_order_release);
     return;
@@ -91,27 +79,6 @@ void SignalEntry::on_signal(uv_signal_t* handle, int) noexcept {
     std::move(*woken).wake();
     self->m_reactor.after_wake();
   }
-}
-
-void SignalEntry::apply_close(Reactor& reactor, void* self_ptr) noexcept {
-  auto* self = static_cast<SignalEntry*>(self_ptr);
-  if (!self->m_initialized) {
-    self->release();
-    return;
-  }
-  if (self->m_active) reactor.add_waiting(-1);
-  self->m_active = false;
-  ::uv_close(reinterpret_cast<uv_handle_t*>(&self->m_signal), &SignalEntry::on_closed);
-  reactor.add_waiting(1);  // the close callback is still to run
-}
-
-void SignalEntry::on_closed(uv_handle_t* handle) noexcept {
-  auto* self = static_cast<SignalEntry*>(handle->data);
-  self->m_reactor.add_waiting(-1);
-  // Inside the loop: the reactor reference must not be dropped here (see Reactor).
-  self->m_reactor.retain();
-  self->m_reactor.release_from_loop();
-  self->release();
 }
 
 }  // namespace weft::detail

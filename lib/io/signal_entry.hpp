@@ -8,9 +8,9 @@
 // signal's previous disposition once no handle watches it.
 //
 // Invariants
-// - m_signal, m_initialized and m_active belong to the reactor's token holder.
+// - The handle (a uv_signal_t) and its lifetime follow LoopEntry; cancel() ends the owner's
+//   reference.
 // - m_waker, m_deliveries and m_error are guarded by m_lock, never held while waking.
-// - Two references, as for TimerEntry: the owner's (ended by cancel()) and the loop's.
 #pragma once
 
 #include <uv.h>
@@ -19,21 +19,20 @@
 #include <cstdint>
 #include <optional>
 
+#include "io/loop_entry.hpp"
 #include "io/reactor.hpp"
 #include "task/spin_lock.hpp"
 #include "weft/waker.hpp"
 
 namespace weft::detail {
 
-class SignalEntry {
+class SignalEntry : public LoopEntry<SignalEntry, uv_signal_t> {
  public:
   /// `waker` may be null: deliveries are counted until a task polls. Returns once libuv
   /// watches the signal (or refused to), so that a signal raised afterwards is caught: the
   /// start op may be queued behind the loop's current holder, which applies it within one
   /// turn. The wait gives up after a second rather than risk hanging (the op stays queued).
   SignalEntry(Reactor& reactor, int signum, const Waker* waker);
-  SignalEntry(const SignalEntry&) = delete;
-  SignalEntry& operator=(const SignalEntry&) = delete;
 
   /// The owner's task: consumes one delivery if any (returns true); otherwise stores `waker`.
   /// Throws std::system_error when libuv refused to watch the signal.
@@ -42,25 +41,18 @@ class SignalEntry {
   void cancel() noexcept;
 
  private:
+  friend class LoopEntry<SignalEntry, uv_signal_t>;
   ~SignalEntry() = default;
 
-  void release() noexcept;
   static void apply_start(Reactor& reactor, void* self) noexcept;
-  static void apply_close(Reactor& reactor, void* self) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
-  static void on_closed(uv_handle_t* handle) noexcept;
 
-  Reactor& m_reactor;
   const int m_signum;
-  uv_signal_t m_signal;
-  bool m_initialized = false;
-  bool m_active = false;
 
   SpinLock m_lock;
   std::optional<Waker> m_waker;
   std::uint64_t m_deliveries = 0;
   int m_error = 0;
-  std::atomic<int> m_refs{2};
   /// Set by the start op; the constructor waits for it.
   std::atomic<bool> m_started{false};
 };

@@ -6,8 +6,7 @@
 namespace weft::detail {
 
 TimerEntry::TimerEntry(Reactor& reactor, Clock::time_point deadline, const Waker& waker)
-    : m_reactor(reactor), m_waker(waker), m_deadline(deadline) {
-  m_reactor.retain();
+    : LoopEntry(reactor), m_waker(waker), m_deadline(deadline) {
   m_reactor.submit({&TimerEntry::apply_start, this});
 }
 
@@ -34,24 +33,14 @@ void TimerEntry::cancel() noexcept {
     std::lock_guard lock(m_lock);
     dropped.swap(m_waker);
   }
-  m_reactor.submit({&TimerEntry::apply_close, this});
-  release();
-}
-
-void TimerEntry::release() noexcept {
-  // acq_rel: the last of the owner and the loop frees the entry; pairs with itself.
-  if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    Reactor& reactor = m_reactor;
-    delete this;
-    reactor.release();
-  }
+  close_and_release();
 }
 
 void TimerEntry::apply_start(Reactor& reactor, void* self_ptr) noexcept {
   auto* self = static_cast<TimerEntry*>(self_ptr);
   if (!self->m_initialized) {
-    ::uv_timer_init(reactor.loop(), &self->m_timer);  // cannot fail on Linux
-    self->m_timer.data = self;
+    ::uv_timer_init(reactor.loop(), &self->m_handle);  // cannot fail on Linux
+    self->m_handle.data = self;
     self->m_initialized = true;
   }
   Clock::time_point deadline;
@@ -67,15 +56,13 @@ void TimerEntry::apply_start(Reactor& reactor, void* self_ptr) noexcept {
                           : static_cast<std::uint64_t>(
                                 std::chrono::ceil<std::chrono::milliseconds>(remaining).count());
   ::uv_update_time(reactor.loop());
-  ::uv_timer_start(&self->m_timer, &TimerEntry::on_timer, millis, 0);
-  if (!self->m_active) reactor.add_waiting(1);
-  self->m_active = true;
+  ::uv_timer_start(&self->m_handle, &TimerEntry::on_timer, millis, 0);
+  self->set_active(true);
 }
 
 void TimerEntry::on_timer(uv_timer_t* handle) noexcept {
   auto* self = static_cast<TimerEntry*>(handle->data);
-  self->m_active = false;
-  self->m_reactor.add_waiting(-1);
+  self->set_active(false);
   std::optional<Waker> woken;
   {
     std::lock_guard lock(self->m_lock);
@@ -86,27 +73,6 @@ void TimerEntry::on_timer(uv_timer_t* handle) noexcept {
     std::move(*woken).wake();
     self->m_reactor.after_wake();
   }
-}
-
-void TimerEntry::apply_close(Reactor& reactor, void* self_ptr) noexcept {
-  auto* self = static_cast<TimerEntry*>(self_ptr);
-  if (!self->m_initialized) {
-    self->release();
-    return;
-  }
-  if (self->m_active) reactor.add_waiting(-1);
-  self->m_active = false;
-  ::uv_close(reinterpret_cast<uv_handle_t*>(&self->m_timer), &TimerEntry::on_closed);
-  reactor.add_waiting(1);  // the close callback is still to run
-}
-
-void TimerEntry::on_closed(uv_handle_t* handle) noexcept {
-  auto* self = static_cast<TimerEntry*>(handle->data);
-  self->m_reactor.add_waiting(-1);
-  // Inside the loop: the reactor reference must not be dropped here (see Reactor).
-  self->m_reactor.retain();
-  self->m_reactor.release_from_loop();
-  self->release();
 }
 
 }  // namespace weft::detail

@@ -7,32 +7,29 @@
 // Dropping the future cancels: a close op stops and closes the uv handle.
 //
 // Invariants
-// - m_timer and m_initialized belong to the reactor's token holder.
+// - The handle (a uv_timer_t) and its lifetime follow LoopEntry; cancel() ends the owner's
+//   reference.
 // - m_waker, m_deadline and m_fired are guarded by m_lock, never held while waking.
-// - Two references: the owner's (ended by cancel()) and the loop's (ended in the close
-//   callback, or in the close op if the timer never reached the loop).
 #pragma once
 
 #include <uv.h>
 
-#include <atomic>
 #include <chrono>
 #include <optional>
 
+#include "io/loop_entry.hpp"
 #include "io/reactor.hpp"
 #include "task/spin_lock.hpp"
 #include "weft/waker.hpp"
 
 namespace weft::detail {
 
-class TimerEntry {
+class TimerEntry : public LoopEntry<TimerEntry, uv_timer_t> {
  public:
   using Clock = std::chrono::steady_clock;
 
   /// Arms a timer that wakes `waker` at `deadline`.
   TimerEntry(Reactor& reactor, Clock::time_point deadline, const Waker& waker);
-  TimerEntry(const TimerEntry&) = delete;
-  TimerEntry& operator=(const TimerEntry&) = delete;
 
   /// The owner's task, when polled again: true once the loop has fired the timer. Otherwise
   /// the stored waker is replaced by `waker`.
@@ -43,24 +40,16 @@ class TimerEntry {
   void cancel() noexcept;
 
  private:
+  friend class LoopEntry<TimerEntry, uv_timer_t>;
   ~TimerEntry() = default;
 
-  void release() noexcept;
   static void apply_start(Reactor& reactor, void* self) noexcept;
-  static void apply_close(Reactor& reactor, void* self) noexcept;
   static void on_timer(uv_timer_t* handle) noexcept;
-  static void on_closed(uv_handle_t* handle) noexcept;
-
-  Reactor& m_reactor;
-  uv_timer_t m_timer;
-  bool m_initialized = false;
-  bool m_active = false;
 
   SpinLock m_lock;
   std::optional<Waker> m_waker;
   Clock::time_point m_deadline;
   bool m_fired = false;
-  std::atomic<int> m_refs{2};
 };
 
 }  // namespace weft::detail
