@@ -12,69 +12,30 @@
 #include <utility>
 #include <variant>
 
+#include "combinator_support.hpp"
 #include "support.hpp"
 
 using namespace weft;
 using weft::test::eventually;
+using weft::test::finish_now;
 using weft::test::Gate;
+using weft::test::Never;
 using weft::test::poll_by_hand;
 using weft::test::poll_with;
+using weft::test::Ready;
+using weft::test::throw_after;
 using weft::test::Tracked;
+using weft::test::value_after;
+using weft::test::value_now;
 using weft::test::WakeCounter;
 
 namespace {
-
-/// A leaf future that is never ready and counts its destructions (a moved-from one does not
-/// count).
-class Never {
- public:
-  explicit Never(std::atomic<int>& dropped) : m_dropped(&dropped) {}
-  Never(Never&& other) noexcept : m_dropped(std::exchange(other.m_dropped, nullptr)) {}
-  Never& operator=(Never&&) = delete;
-  ~Never() {
-    if (m_dropped != nullptr) m_dropped->fetch_add(1);
-  }
-  Poll<int> poll(Context&) { return pending; }
-
- private:
-  std::atomic<int>* m_dropped;
-};
-
-/// A leaf future that is ready at once with `value`, counting its polls.
-struct Ready {
-  int value;
-  int* polls;
-  Poll<int> poll(Context&) {
-    ++*polls;
-    return Poll<int>(value);
-  }
-};
-
-/// Holds a Tracked in its frame while it waits for `gate`, then returns `value`.
-Task<int> value_after(Gate& gate, int value, std::atomic<int>& live) {
-  Tracked tracked(live);
-  co_await gate.wait();
-  co_return value;
-}
 
 /// Keeps `held` in its frame until the frame is destroyed, which is after the body finishes:
 /// a parameter copy outlives the coroutine's final suspension.
 Task<int> value_after_holding([[maybe_unused]] Tracked held, Gate& gate, int value) {
   co_await gate.wait();
   co_return value;
-}
-
-Task<int> throw_after(Gate& gate) {
-  co_await gate.wait();
-  throw std::runtime_error("child failed");
-}
-
-Task<int> value_now(int value) {
-  co_return value;
-}
-
-Task<void> finish_now() {
-  co_return;
 }
 
 }  // namespace
@@ -84,8 +45,8 @@ TEST_SUITE("join") {
     static_assert(std::is_same_v<JoinResult<int, void, std::string>,
                                  std::tuple<int, std::monostate, std::string>>);
     static_assert(std::is_same_v<FutureOutput<Join<Task<void>>>, std::tuple<std::monostate>>);
-    static_assert(Future<Join<Task<int>, Never>>);
-    static_assert(!std::is_copy_constructible_v<Join<Never, Never>>);
+    static_assert(Future<Join<Task<int>, Never<>>>);
+    static_assert(!std::is_copy_constructible_v<Join<Never<>, Never<>>>);
     static_assert(std::is_move_constructible_v<Join<Task<int>, Task<void>>>);
   }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -189,15 +190,17 @@ class Blocker {
   std::atomic<bool> m_released{false};
 };
 
-/// How many descriptors this process has open, from /proc/self/fd.
-inline int open_fd_count() {
-  DIR* dir = ::opendir("/proc/self/fd");
+/// How many descriptors a process has open: this one by default, else process `pid`.
+inline int open_fd_count(int pid = 0) {
+  const std::string path = pid == 0 ? "/proc/self/fd" : "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return -1;
   int count = 0;
   while (::readdir(dir) != nullptr)
     ++count;
   ::closedir(dir);
-  return count - 3;  // ".", ".." and the directory's own descriptor
+  // "." and "..", and for this process the directory's own descriptor.
+  return count - (pid == 0 ? 3 : 2);
 }
 
 }  // namespace weft::test

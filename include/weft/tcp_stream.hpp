@@ -41,10 +41,8 @@ class PendingIo {
   PendingIo& operator=(PendingIo&&) = delete;
   ~PendingIo() { reset(); }
 
-  void set(IoSource* source, unsigned direction) noexcept {
-    m_source = source;
-    m_direction = direction;
-  }
+  /// After EAGAIN: leaves `waker` with `source` for `direction`, and remembers the wait.
+  void wait(IoSource& source, unsigned direction, const Waker& waker);
   /// Forgets the wait after the future has been woken or completed.
   void clear() noexcept { m_source = nullptr; }
   /// Withdraws the waker from the registration.

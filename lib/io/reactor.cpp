@@ -151,6 +151,7 @@ bool Reactor::park_in_loop(Parker& parker) {
       // seq_cst: the load half; an op queued before we announced the sleep is applied first,
       // so that the sleep already watches what it asks for.
       if (!m_has_ops.load(std::memory_order_seq_cst)) break;
+      // relaxed: not sleeping after all; the seq_cst store above is redone before we sleep.
       m_blocking.store(false, std::memory_order_relaxed);
       drain_ops();
     }

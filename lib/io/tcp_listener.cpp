@@ -85,8 +85,7 @@ Poll<Accepted> AcceptFuture::poll(Context& cx) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) throw detail::errno_error(errno, "accept");
     break;
   }
-  listener.source().wait(detail::IoSource::k_read, cx.waker());
-  m_pending.set(&listener.source(), detail::IoSource::k_read);
+  m_pending.wait(listener.source(), detail::IoSource::k_read, cx.waker());
   return pending;
 }
 

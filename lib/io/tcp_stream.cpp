@@ -34,6 +34,12 @@ void close_descriptor(int fd, detail::IoSource* source) noexcept {
 }  // namespace
 
 namespace detail {
+void PendingIo::wait(IoSource& source, unsigned direction, const Waker& waker) {
+  source.wait(direction, waker);
+  m_source = &source;
+  m_direction = direction;
+}
+
 void PendingIo::reset() noexcept {
   if (m_source != nullptr) std::exchange(m_source, nullptr)->cancel_wait(m_direction);
 }
@@ -162,8 +168,7 @@ Poll<TcpStream> ConnectFuture::poll(Context& cx) {
     }
   }
   if (m_source == nullptr) m_source = new detail::IoSource(detail::current_reactor(), m_fd);
-  m_source->wait(detail::IoSource::k_write, cx.waker());
-  m_pending.set(m_source, detail::IoSource::k_write);
+  m_pending.wait(*m_source, detail::IoSource::k_write, cx.waker());
   return pending;
 }
 
@@ -187,8 +192,7 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
     if (!would_block(errno)) throw detail::errno_error(errno, "read");
     break;
   }
-  stream.source().wait(detail::IoSource::k_read, cx.waker());
-  m_pending.set(&stream.source(), detail::IoSource::k_read);
+  m_pending.wait(stream.source(), detail::IoSource::k_read, cx.waker());
   return pending;
 }
 
@@ -227,8 +231,7 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
       break;
     }
   }
-  stream.source().wait(detail::IoSource::k_read, cx.waker());
-  m_pending.set(&stream.source(), detail::IoSource::k_read);
+  m_pending.wait(stream.source(), detail::IoSource::k_read, cx.waker());
   return pending;
 }
 
@@ -246,8 +249,7 @@ Poll<void> WriteAllFuture::poll(Context& cx) {
     }
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw detail::errno_error(errno, "write");
-    stream.source().wait(detail::IoSource::k_write, cx.waker());
-    m_pending.set(&stream.source(), detail::IoSource::k_write);
+    m_pending.wait(stream.source(), detail::IoSource::k_write, cx.waker());
     return pending;
   }
   return ready();

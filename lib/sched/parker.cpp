@@ -54,11 +54,14 @@ void Parker::unpark() noexcept {
   if (previous == k_parked) {
     futex_wake_one(m_state);
   } else if (previous == k_in_loop) {
+    // relaxed: the acq_rel exchange above read enter_loop's release CAS, which followed the
+    // store of m_reactor.
     m_reactor.load(std::memory_order_relaxed)->wake_loop();
   }
 }
 
 bool Parker::enter_loop(Reactor& reactor) noexcept {
+  // relaxed: published by the release CAS below (its partner: unpark's acq_rel exchange).
   m_reactor.store(&reactor, std::memory_order_relaxed);
   std::uint32_t expected = k_empty;
   // release: publishes m_reactor to an unpark that sees IN_LOOP (its acquire).

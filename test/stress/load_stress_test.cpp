@@ -1,7 +1,6 @@
 // weft-load against the weft-greeter binary: thousands of concurrent and held connections,
 // and the server's descriptors and memory across repeated runs. Each case is bounded: the
 // load has a per-step timeout, and every wait on a child process gives up after a limit.
-#include <dirent.h>
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,23 +15,13 @@
 
 using weft::test::Child;
 using weft::test::eventually;
+using weft::test::open_fd_count;
 
 namespace {
 
 std::string binary(const char* variable) {
   const char* path = std::getenv(variable);
   return path != nullptr ? path : "";
-}
-
-int fd_count(int pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return -1;
-  int count = 0;
-  while (::readdir(dir) != nullptr)
-    ++count;
-  ::closedir(dir);
-  return count - 2;
 }
 
 long rss_kib(int pid) {
@@ -88,7 +77,7 @@ TEST_SUITE("load") {
     std::atomic<int> peak{0};
     std::thread watcher([&] {
       while (!done.load()) {
-        peak.store(std::max(peak.load(), fd_count(pid)));
+        peak.store(std::max(peak.load(), open_fd_count(pid)));
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a sampling period
       }
     });
@@ -104,13 +93,13 @@ TEST_SUITE("load") {
     Greeter greeter(binary("WEFT_GREETER"));
     REQUIRE(greeter.port != 0);
     const int pid = greeter.child.pid();
-    const int baseline = fd_count(pid);
+    const int baseline = open_fd_count(pid);
     std::vector<long> rss;
     for (int run = 0; run < 4; ++run) {
       const std::string result = run_load(greeter.port, {"-c", "1000", "-n", "5000"});
       CHECK(result.find("\"dialogs\":5000,\"failed\":0") != std::string::npos);
       // The server closes each socket after its reply: the count comes back down.
-      CHECK(eventually([&] { return fd_count(pid) == baseline; }));
+      CHECK(eventually([&] { return open_fd_count(pid) == baseline; }));
       rss.push_back(rss_kib(pid));
     }
     CAPTURE(rss[1]);
