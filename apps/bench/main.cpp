@@ -6,6 +6,10 @@
 //   ping_pong         : 1,000 rounds; each round spawns a task that spawns a pair
 //                       exchanging one message each way over oneshot channels
 //   chained_spawn     : a chain of 1,000 tasks, each spawning the next
+//   mpsc_throughput   : 4 producer tasks send 250,000 messages each over one bounded
+//                       channel (capacity 1,024) to 1 consumer task; ns per message
+//   mutex_contended   : 8 tasks each lock and unlock one async mutex 100,000 times;
+//                       ns per lock/unlock
 // Each benchmark runs 3 times to warm up, then REPS times; it prints `NAME median-ns-per-unit`.
 //
 // Usage: weft-bench [FILTER]   runs the benchmarks whose name contains FILTER.
@@ -22,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -40,6 +45,11 @@ constexpr std::size_t k_yield_tasks = 200;
 constexpr std::size_t k_yields_per_task = 1'000;
 constexpr std::size_t k_ping_pong_rounds = 1'000;
 constexpr std::size_t k_chain = 1'000;
+constexpr std::size_t k_producers = 4;
+constexpr std::size_t k_messages = 1'000'000;
+constexpr std::size_t k_channel_capacity = 1'024;
+constexpr std::size_t k_lockers = 8;
+constexpr std::size_t k_locks = 100'000;
 
 /// Tells the main thread that tasks have finished, standing in for the anchors' std
 /// sync_channel<()> / Go `chan struct{}`: every send is counted and one recv consumes one send.
@@ -203,6 +213,52 @@ int measure_idle_cpu(std::size_t workers) {
   return 0;
 }
 
+// --- mpsc_throughput ------------------------------------------------------------------------
+
+weft::Task<void> produce(weft::mpsc::Sender<std::uint64_t> sender_argument) {
+  // A local, not the parameter, so that the sender goes when the task finishes (a finished
+  // task's parameters live as long as its JoinHandle).
+  auto sender = std::move(sender_argument);
+  for (std::uint64_t i = 0; i < k_messages / k_producers; ++i)
+    co_await sender.send(i);
+}
+
+weft::Task<std::size_t> consume(weft::mpsc::Receiver<std::uint64_t> receiver) {
+  std::size_t received = 0;
+  while (co_await receiver.recv())
+    ++received;
+  co_return received;
+}
+
+weft::Task<void> mpsc_round() {
+  auto [sender, receiver] = weft::mpsc::channel<std::uint64_t>(k_channel_capacity);
+  for (std::size_t i = 0; i < k_producers; ++i)
+    weft::spawn(produce(sender));
+  { auto last = std::move(sender); }
+  auto consumer = weft::spawn(consume(std::move(receiver)));
+  if (co_await consumer != k_messages) throw std::logic_error("mpsc_throughput lost messages");
+}
+
+// --- mutex_contended ------------------------------------------------------------------------
+
+weft::Task<void> lock_many(std::shared_ptr<weft::Mutex<std::uint64_t>> mutex) {
+  for (std::size_t i = 0; i < k_locks; ++i)
+    *co_await mutex->lock() += 1;
+}
+
+weft::Task<void> mutex_round() {
+  auto mutex = std::make_shared<weft::Mutex<std::uint64_t>>(0);
+  std::vector<weft::JoinHandle<void>> lockers;
+  lockers.reserve(k_lockers);
+  for (std::size_t i = 0; i < k_lockers; ++i)
+    lockers.push_back(weft::spawn(lock_many(mutex)));
+  for (auto& locker : lockers)
+    co_await locker;
+  if (*co_await mutex->lock() != k_lockers * k_locks) {
+    throw std::logic_error("mutex_contended lost increments");
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "--idle-cpu") {
     return measure_idle_cpu(workers_from_env());
@@ -249,5 +305,9 @@ int main(int argc, char** argv) {
     rt.spawn(chain_link(&shared, k_chain));
     shared.done.recv();
   });
+
+  bench("mpsc_throughput", k_messages, 10, [&] { rt.block_on(mpsc_round()); });
+
+  bench("mutex_contended", k_lockers * k_locks, 10, [&] { rt.block_on(mutex_round()); });
   return 0;
 }

@@ -24,10 +24,17 @@ class TimedOut : public std::runtime_error {
   TimedOut() : std::runtime_error("weft: timed out") {}
 };
 
-/// Thrown when receiving from a channel whose every sender is gone.
+/// Thrown when receiving from a oneshot channel whose sender is gone, or when sending on a
+/// channel whose receiver is gone.
 class ChannelClosed : public std::runtime_error {
  public:
   ChannelClosed() : std::runtime_error("weft: channel closed") {}
+};
+
+/// Thrown by Semaphore::acquire once the semaphore has been closed.
+class SemaphoreClosed : public std::runtime_error {
+ public:
+  SemaphoreClosed() : std::runtime_error("weft: semaphore closed") {}
 };
 
 }  // namespace weft

@@ -27,7 +27,7 @@
 #include <optional>
 
 #include "io/reactor.hpp"
-#include "task/spin_lock.hpp"
+#include "weft/detail/spin_lock.hpp"
 #include "weft/waker.hpp"
 
 namespace weft::detail {

@@ -19,7 +19,7 @@
 
 #include "io/loop_entry.hpp"
 #include "io/reactor.hpp"
-#include "task/spin_lock.hpp"
+#include "weft/detail/spin_lock.hpp"
 #include "weft/waker.hpp"
 
 namespace weft::detail {

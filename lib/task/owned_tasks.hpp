@@ -18,7 +18,7 @@
 #include <memory>
 #include <mutex>
 
-#include "task/spin_lock.hpp"
+#include "weft/detail/spin_lock.hpp"
 
 namespace weft::detail {
 

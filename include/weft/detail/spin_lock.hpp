@@ -1,4 +1,5 @@
-// A test-and-test-and-set spin lock for critical sections of a few instructions.
+// A test-and-test-and-set spin lock for critical sections of a few instructions. It lives
+// under include/weft/detail because the sync primitives (weft/sync/) embed one inline.
 //
 // Why not std::mutex: the owned-task list locks twice per task (spawn and completion). Under
 // contention std::mutex sleeps in futex_wait, and on a virtual machine the wake-up costs far
@@ -7,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <thread>
 
 namespace weft::detail {
 
@@ -17,8 +19,15 @@ class SpinLock {
       // acquire: pairs with the release in unlock(), so the previous holder's writes are seen.
       if (!m_locked.exchange(true, std::memory_order_acquire)) return;
       // relaxed: only waiting for the lock to look free; the exchange above decides.
-      while (m_locked.load(std::memory_order_relaxed))
-        relax();
+      for (unsigned spins = 0; m_locked.load(std::memory_order_relaxed); ++spins) {
+        // A holder the OS preempted keeps the lock for a whole time slice; after a short spin
+        // give the CPU away so that it can run (on 2 vCPUs it may need ours).
+        if (spins < k_spins_before_yield) {
+          relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
     }
   }
   void unlock() noexcept {
@@ -27,6 +36,8 @@ class SpinLock {
   }
 
  private:
+  static constexpr unsigned k_spins_before_yield = 128;
+
   static void relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();

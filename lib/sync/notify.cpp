@@ -1,0 +1,162 @@
+// weft::Notify; the protocol and invariants are at the top of include/weft/sync/notify.hpp.
+// Wakers are woken only after m_lock is released.
+#include "weft/sync/notify.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+namespace weft {
+
+using detail::NotifyWaiter;
+
+Notify::~Notify() {
+  if (m_head != nullptr) {
+    std::fputs("weft::Notify destroyed while a Notified still waits on it\n", stderr);
+    std::abort();
+  }
+}
+
+void Notify::unlink(NotifyWaiter& waiter) noexcept {
+  (waiter.prev != nullptr ? waiter.prev->next : m_head) = waiter.next;
+  (waiter.next != nullptr ? waiter.next->prev : m_tail) = waiter.prev;
+  waiter.prev = waiter.next = nullptr;
+  waiter.queued = false;
+}
+
+void Notify::notify_one() noexcept {
+  std::optional<Waker> waker;
+  {
+    std::lock_guard lock(m_lock);
+    if (m_head == nullptr) {
+      m_permit = true;
+      return;
+    }
+    NotifyWaiter& head = *m_head;
+    unlink(head);
+    waker = std::exchange(head.waker, std::nullopt);
+    // release: pairs with the acquire load in Notified::poll; after it the waiter may be freed.
+    head.outcome.store(NotifyWaiter::k_notified_one, std::memory_order_release);
+  }
+  if (waker) std::move(*waker).wake();
+}
+
+void Notify::notify_waiters() noexcept {
+  std::vector<Waker> wakers;
+  {
+    std::lock_guard lock(m_lock);
+    // release: a Notified created after this sees the new generation and waits for the next
+    // call; one created before compares unequal. Pairs with the acquire loads in Notified.
+    m_generation.fetch_add(1, std::memory_order_release);
+    while (m_head != nullptr) {
+      NotifyWaiter& head = *m_head;
+      unlink(head);
+      try {
+        if (head.waker) wakers.push_back(std::move(*head.waker));
+      } catch (...) {
+        std::move(*head.waker).wake();  // out of memory: wake under the lock rather than lose it
+      }
+      head.waker.reset();
+      // release: pairs with the acquire load in Notified::poll.
+      head.outcome.store(NotifyWaiter::k_notified_all, std::memory_order_release);
+    }
+  }
+  for (Waker& waker : wakers)
+    std::move(waker).wake();
+}
+
+bool Notify::poll_waiter(NotifyWaiter& waiter, std::uint64_t generation, bool queued_once,
+                         const Waker& waker) {
+  std::optional<Waker> stored(waker);  // cloned, and any replaced one dropped, outside the lock
+  std::lock_guard lock(m_lock);
+  // relaxed: under m_lock, which every writer of the outcome and the generation holds.
+  if (waiter.outcome.load(std::memory_order_relaxed) != NotifyWaiter::k_waiting) return true;
+  if (m_generation.load(std::memory_order_relaxed) != generation) {
+    if (waiter.queued) unlink(waiter);
+    return true;
+  }
+  if (m_permit) {
+    m_permit = false;
+    if (waiter.queued) unlink(waiter);
+    return true;
+  }
+  if (!queued_once) {
+    waiter.waker.swap(stored);
+    waiter.queued = true;
+    waiter.prev = m_tail;
+    waiter.next = nullptr;
+    (m_tail != nullptr ? m_tail->next : m_head) = &waiter;
+    m_tail = &waiter;
+  } else if (!waiter.waker->will_wake(waker)) {
+    waiter.waker.swap(stored);
+  }
+  return false;
+}
+
+void Notify::cancel(NotifyWaiter& waiter) noexcept {
+  bool pass_on = false;
+  {
+    std::lock_guard lock(m_lock);
+    if (waiter.queued) {
+      unlink(waiter);
+    } else {
+      // relaxed: under m_lock, like every write of the outcome.
+      pass_on = waiter.outcome.load(std::memory_order_relaxed) == NotifyWaiter::k_notified_one;
+    }
+  }
+  if (pass_on) notify_one();  // it was picked but never completed: the next one gets it
+}
+
+void Notify::move_waiter(NotifyWaiter& from, NotifyWaiter& to) noexcept {
+  std::lock_guard lock(m_lock);
+  // relaxed: under m_lock, like every write of the outcome.
+  to.outcome.store(from.outcome.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  to.waker = std::exchange(from.waker, std::nullopt);
+  if (!from.queued) return;
+  to.prev = from.prev;
+  to.next = from.next;
+  to.queued = true;
+  (to.prev != nullptr ? to.prev->next : m_head) = &to;
+  (to.next != nullptr ? to.next->prev : m_tail) = &to;
+  from.prev = from.next = nullptr;
+  from.queued = false;
+}
+
+Notified::Notified(Notify& notify) noexcept
+    : m_notify(&notify),
+      // acquire: pairs with the release in notify_waiters.
+      m_generation(notify.m_generation.load(std::memory_order_acquire)) {}
+
+Notified::Notified(Notified&& other) noexcept
+    : m_notify(other.m_notify),
+      m_generation(other.m_generation),
+      m_queued_once(std::exchange(other.m_queued_once, false)),
+      m_done(std::exchange(other.m_done, true)) {
+  if (m_queued_once) m_notify->move_waiter(other.m_waiter, m_waiter);
+}
+
+Notified::~Notified() {
+  if (m_queued_once && !m_done) m_notify->cancel(m_waiter);
+}
+
+Poll<void> Notified::poll(Context& cx) {
+  if (m_done) throw std::logic_error("weft: poll of a Notified that already completed");
+  // acquire: pairs with the release stores of the outcome in notify_one / notify_waiters.
+  if (m_queued_once &&
+      m_waiter.outcome.load(std::memory_order_acquire) != NotifyWaiter::k_waiting) {
+    m_done = true;
+    return ready();
+  }
+  const bool complete = m_notify->poll_waiter(m_waiter, m_generation, m_queued_once, cx.waker());
+  if (!complete) {
+    m_queued_once = true;  // queued now, or already
+    return pending;
+  }
+  m_done = true;
+  return ready();
+}
+
+}  // namespace weft
