@@ -1,6 +1,7 @@
 // weft: lightweight threads for C++20. The umbrella header.
 #pragma once
 
+#include "weft/blocking.hpp"
 #include "weft/error.hpp"
 #include "weft/future.hpp"
 #include "weft/join.hpp"

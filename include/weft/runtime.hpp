@@ -8,11 +8,16 @@
 // and shutdown must not be called from one of the runtime's own workers.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <optional>
+#include <source_location>
 #include <string>
+#include <vector>
 
+#include "weft/blocking.hpp"
 #include "weft/detail/raw_task.hpp"
 #include "weft/join_handle.hpp"
 #include "weft/task.hpp"
@@ -31,6 +36,18 @@ struct RuntimeOptions {
   /// Receives exceptions that escape detached tasks (and hooks). The default prints one line
   /// on stderr. It runs on whichever thread dropped the result; it must not throw.
   std::function<void(std::exception_ptr)> on_unhandled_exception{};
+
+  /// The blocking pool (weft/blocking.hpp): at most this many threads, started on demand...
+  std::size_t max_blocking_threads = 64;
+  /// ...at most this many calls waiting for one beyond those running...
+  std::size_t blocking_queue_capacity = 256;
+  /// ...and a thread idle this long goes away.
+  std::chrono::nanoseconds blocking_keep_alive = std::chrono::seconds(10);
+  /// How long shutdown waits for running blocking calls.
+  std::chrono::nanoseconds blocking_shutdown_timeout = std::chrono::seconds(10);
+  /// Receives the blocking calls still running at that deadline. The default prints them on
+  /// stderr, one line each with where the call was spawned. It must not throw.
+  std::function<void(const std::vector<BlockingJobReport>&)> on_blocking_shutdown_timeout{};
 };
 
 class Runtime {
@@ -56,9 +73,22 @@ class Runtime {
     return JoinHandle<T>(detail::spawn_raw(m_core, handle, handle.promise()));
   }
 
+  /// Runs `function` on this runtime's blocking pool; see weft/blocking.hpp. Any thread.
+  template <class F>
+  BlockingFuture<detail::BlockingResult<F>> spawn_blocking(
+      F&& function, std::source_location where = std::source_location::current()) {
+    return std::move(*detail::make_blocking(m_core, std::forward<F>(function), true, where));
+  }
+  template <class F>
+  std::optional<BlockingFuture<detail::BlockingResult<F>>> try_spawn_blocking(
+      F&& function, std::source_location where = std::source_location::current()) {
+    return detail::make_blocking(m_core, std::forward<F>(function), false, where);
+  }
+
   /// Stops the workers, then cancels and destroys every task that has not finished (running
   /// the destructors of its locals), including tasks spawned or woken by those destructors.
-  /// Join handles held elsewhere then report TaskCancelled. Idempotent.
+  /// Join handles held elsewhere then report TaskCancelled. Then it drops queued blocking
+  /// calls and waits up to blocking_shutdown_timeout for running ones. Idempotent.
   void shutdown();
 
   [[nodiscard]] std::size_t workers() const noexcept;

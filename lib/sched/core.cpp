@@ -1,6 +1,8 @@
 #include "sched/core.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <typeinfo>
 
 #include "sched/worker.hpp"
@@ -25,9 +27,26 @@ void print_exception(std::exception_ptr error) noexcept {
   }
 }
 
+void print_blocking_report(const std::vector<BlockingJobReport>& jobs) {
+  std::fprintf(stderr, "weft: shutdown left %zu blocking call(s) running:\n", jobs.size());
+  for (const BlockingJobReport& job : jobs) {
+    std::fprintf(
+        stderr, "weft:   spawned at %s:%u (%s), running for %lld ms\n", job.spawned_at.file_name(),
+        static_cast<unsigned>(job.spawned_at.line()), job.spawned_at.function_name(),
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(job.running_for).count()));
+  }
+}
+
 RuntimeOptions with_defaults(RuntimeOptions options) {
   options.workers = resolve_workers(options.workers);
   if (!options.on_unhandled_exception) options.on_unhandled_exception = print_exception;
+  if (!options.on_blocking_shutdown_timeout) {
+    options.on_blocking_shutdown_timeout = print_blocking_report;
+  }
+  if (options.max_blocking_threads == 0) {
+    throw std::invalid_argument("weft::RuntimeOptions: max_blocking_threads must be at least 1");
+  }
   return options;
 }
 
@@ -36,6 +55,9 @@ RuntimeOptions with_defaults(RuntimeOptions options) {
 Core::Core(RuntimeOptions options)
     : m_options(with_defaults(std::move(options))),
       m_reactor(new Reactor()),
+      m_blocking(std::make_shared<BlockingPool>(
+          BlockingPool::Options{m_options.max_blocking_threads, m_options.blocking_queue_capacity,
+                                m_options.blocking_keep_alive})),
       m_idle(m_options.workers),
       m_owned(m_options.workers) {
   m_workers.reserve(m_options.workers);
@@ -197,6 +219,17 @@ void Core::shutdown() {
   // seq_cst: pairs with the load in schedule_remote (see there).
   m_shutdown_done.store(true, std::memory_order_seq_cst);
   drain_inject();
+
+  // The tasks that awaited blocking calls are gone; their calls may still be running.
+  std::vector<BlockingJobReport> still_running =
+      m_blocking->shutdown(m_options.blocking_shutdown_timeout);
+  if (!still_running.empty()) {
+    try {
+      m_options.on_blocking_shutdown_timeout(still_running);
+    } catch (...) {
+      std::fprintf(stderr, "weft: the blocking shutdown report hook threw; ignored\n");
+    }
+  }
 }
 
 }  // namespace weft::detail

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "io/reactor.hpp"
+#include "runtime/blocking_pool.hpp"
 #include "sched/idle.hpp"
 #include "sched/inject.hpp"
 #include "task/owned_tasks.hpp"
@@ -76,6 +77,7 @@ class Core {
   [[nodiscard]] OwnedTasks& owned() noexcept { return m_owned; }
   [[nodiscard]] Reactor& reactor() noexcept { return *m_reactor; }
   [[nodiscard]] const RuntimeOptions& options() const noexcept { return m_options; }
+  [[nodiscard]] std::shared_ptr<BlockingPool> blocking_pool() const noexcept { return m_blocking; }
 
  private:
   void schedule_remote(TaskHeader* task) noexcept;
@@ -84,6 +86,8 @@ class Core {
   RuntimeOptions m_options;
   /// Holds one reference; sockets and timers hold the others (the reactor may outlive us).
   Reactor* m_reactor;
+  /// Shared with the pool's threads, which may outlive the core (see blocking_pool.hpp).
+  std::shared_ptr<BlockingPool> m_blocking;
   Inject m_inject;
   Idle m_idle;
   OwnedTasks m_owned;
