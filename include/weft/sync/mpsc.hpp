@@ -24,7 +24,8 @@
 //   capacity semaphore, then claims the next ring index with a fetch_add on m_tail, writes
 //   the message and marks the slot full. The receiver reads slots in index order, marks each
 //   empty, then gives its permit back. Permits never exceed capacity, so the slot a sender
-//   claims was emptied by the receiver before the permit it holds was given back.
+//   claims has already been emptied; the sender still reads k_empty (acquire) before writing,
+//   because the permit it holds may have been given back for a different slot.
 // - A slot's state: k_empty (the receiver owns it until a sender claims it), k_full (the
 //   sender published a message; the receiver owns it), k_hole (the sender's message
 //   constructor threw; the receiver skips the slot and gives its permit back).
@@ -41,6 +42,7 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -129,6 +131,12 @@ class Channel final : public ChannelCore {
     // relaxed: the permit already reserved a slot; only the index must be unique.
     const std::uint64_t index = m_tail.fetch_add(1, std::memory_order_relaxed);
     Slot& slot = m_slots[index % m_size];
+    // The permit proves the slot's previous message has been consumed, but a permit given
+    // back for a later slot may be the one we hold, so it need not order that consumption
+    // before us. The slot's own state does. acquire: pairs with the release store of k_empty
+    // in try_pop. It reads k_empty at once in practice; the loop is for the memory model.
+    while (slot.state.load(std::memory_order_acquire) != k_empty)
+      std::this_thread::yield();
     std::uint8_t state = k_full;
     try {
       ::new (static_cast<void*>(slot.storage)) T(std::forward<U>(value));
@@ -158,8 +166,9 @@ class Channel final : public ChannelCore {
           bool full;
           ~Consume() {
             if (full) slot.value()->~T();
-            // relaxed: the permit given back below (release) orders it for the next writer.
-            slot.state.store(k_empty, std::memory_order_relaxed);
+            // release: the next sender to claim the slot writes it only after this; pairs
+            // with the acquire load in push.
+            slot.state.store(k_empty, std::memory_order_release);
             ++channel.m_head;
             channel.capacity().add_permits(1);
           }
