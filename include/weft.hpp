@@ -6,6 +6,7 @@
 #include "weft/future.hpp"
 #include "weft/join.hpp"
 #include "weft/join_handle.hpp"
+#include "weft/metrics.hpp"
 #include "weft/oneshot.hpp"
 #include "weft/poll.hpp"
 #include "weft/runtime.hpp"

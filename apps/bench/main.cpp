@@ -16,6 +16,8 @@
 //        weft-bench --idle-cpu  measures the CPU an idle runtime burns over 5 seconds, after a
 //                               burst of work, and prints `idle_cpu_percent X` (of one core).
 // WORKERS sets the number of worker threads (default 2), as in the Tokio anchor.
+// WEFT_METRICS=off runs without metrics and without the stall detector (both on by default);
+// metrics-only and stalls-only keep one of them.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -266,7 +268,15 @@ int main(int argc, char** argv) {
   if (argc > 1) g_filter = argv[1];
   // Declared before the runtime so that it outlives every task (see Shared).
   Shared shared;
-  weft::Runtime rt(weft::RuntimeOptions{.workers = workers_from_env()});
+  // WEFT_METRICS=off turns off metrics and the stall detector, to measure what they cost.
+  const char* metrics_env = std::getenv("WEFT_METRICS");
+  const std::string_view observe = metrics_env == nullptr ? "on" : metrics_env;
+  weft::RuntimeOptions options{.workers = workers_from_env()};
+  options.enable_metrics = observe != "off" && observe != "stalls-only";
+  if (observe == "off" || observe == "metrics-only") {
+    options.stall_threshold = std::chrono::nanoseconds::zero();
+  }
+  weft::Runtime rt(std::move(options));
 
   bench("spawn_many_local", k_spawn, 50, [&] {
     shared.remaining.store(k_spawn, std::memory_order_relaxed);

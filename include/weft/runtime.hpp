@@ -20,6 +20,7 @@
 #include "weft/blocking.hpp"
 #include "weft/detail/raw_task.hpp"
 #include "weft/join_handle.hpp"
+#include "weft/metrics.hpp"
 #include "weft/task.hpp"
 
 namespace weft {
@@ -48,6 +49,15 @@ struct RuntimeOptions {
   /// Receives the blocking calls still running at that deadline. The default prints them on
   /// stderr, one line each with where the call was spawned. It must not throw.
   std::function<void(const std::vector<BlockingJobReport>&)> on_blocking_shutdown_timeout{};
+
+  /// Collect the counters and histograms of Runtime::metrics() (weft/metrics.hpp).
+  bool enable_metrics = true;
+  /// A poll running longer than this is reported once through on_stall; zero turns the
+  /// stall detector off. See lib/sched/stall_monitor.hpp for its precision.
+  std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);
+  /// Receives stall reports, on the detector's own thread. The default prints one line on
+  /// stderr naming the task's spawn site and its worker. It must not throw or block for long.
+  std::function<void(const StallReport&)> on_stall{};
 };
 
 class Runtime {
@@ -61,16 +71,17 @@ class Runtime {
   /// Runs `task` on the runtime and waits for it on this thread; returns its value or
   /// rethrows its exception.
   template <class T>
-  T block_on(Task<T> task) {
+  T block_on(Task<T> task, std::source_location where = std::source_location::current()) {
     detail::check_may_block("weft::Runtime::block_on");
-    return spawn(std::move(task)).join();
+    return spawn(std::move(task), where).join();
   }
 
-  /// Starts `task` on the runtime. Works from any thread.
+  /// Starts `task` on the runtime. Works from any thread. `where` is reported if one of the
+  /// task's polls stalls its worker.
   template <class T>
-  JoinHandle<T> spawn(Task<T> task) {
+  JoinHandle<T> spawn(Task<T> task, std::source_location where = std::source_location::current()) {
     auto handle = task.release();
-    return JoinHandle<T>(detail::spawn_raw(m_core, handle, handle.promise()));
+    return JoinHandle<T>(detail::spawn_raw(m_core, handle, handle.promise(), where));
   }
 
   /// Runs `function` on this runtime's blocking pool; see weft/blocking.hpp. Any thread.
@@ -93,6 +104,9 @@ class Runtime {
 
   [[nodiscard]] std::size_t workers() const noexcept;
 
+  /// A snapshot of the scheduler's counters (weft/metrics.hpp). Any thread, any time.
+  [[nodiscard]] RuntimeMetrics metrics() const;
+
  private:
   detail::Core* m_core;
 };
@@ -100,9 +114,9 @@ class Runtime {
 /// Starts `task` on the runtime of the calling worker. Throws std::logic_error when called
 /// from a thread that is not one of a runtime's workers; use Runtime::spawn there.
 template <class T>
-JoinHandle<T> spawn(Task<T> task) {
+JoinHandle<T> spawn(Task<T> task, std::source_location where = std::source_location::current()) {
   auto handle = task.release();
-  return JoinHandle<T>(detail::spawn_raw(nullptr, handle, handle.promise()));
+  return JoinHandle<T>(detail::spawn_raw(nullptr, handle, handle.promise(), where));
 }
 
 }  // namespace weft

@@ -22,4 +22,8 @@ std::size_t Runtime::workers() const noexcept {
   return m_core->worker_count();
 }
 
+RuntimeMetrics Runtime::metrics() const {
+  return m_core->metrics();
+}
+
 }  // namespace weft

@@ -1,5 +1,6 @@
 #include "sched/core.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -38,7 +39,25 @@ void print_blocking_report(const std::vector<BlockingJobReport>& jobs) {
   }
 }
 
+void print_stall(const StallReport& stall) {
+  std::fprintf(
+      stderr,
+      "weft: a task spawned at %s:%u (%s) has been in one poll for %lld ms on worker "
+      "%zu; the tasks queued behind it on that worker wait\n",
+      stall.spawned_at.file_name(), static_cast<unsigned>(stall.spawned_at.line()),
+      stall.spawned_at.function_name(),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(stall.stalled_for).count()),
+      stall.worker);
+}
+
+thread_local std::uint32_t t_wake_tick = 0;
+
 RuntimeOptions with_defaults(RuntimeOptions options) {
+  if (!options.on_stall) options.on_stall = print_stall;
+  if (options.stall_threshold < std::chrono::nanoseconds::zero()) {
+    throw std::invalid_argument("weft::RuntimeOptions: stall_threshold must not be negative");
+  }
   options.workers = resolve_workers(options.workers);
   if (!options.on_unhandled_exception) options.on_unhandled_exception = print_exception;
   if (!options.on_blocking_shutdown_timeout) {
@@ -64,6 +83,10 @@ Core::Core(RuntimeOptions options)
   for (std::size_t i = 0; i < m_options.workers; ++i) {
     m_workers.push_back(std::make_unique<Worker>(*this, i));
   }
+  if (m_options.stall_threshold > std::chrono::nanoseconds::zero()) {
+    m_stall_monitor =
+        std::make_unique<StallMonitor>(*this, m_options.stall_threshold, m_options.on_stall);
+  }
 }
 
 Core::~Core() {
@@ -75,6 +98,7 @@ void Core::start() {
   for (auto& worker : m_workers) {
     m_threads.emplace_back([w = worker.get()] { w->run(); });
   }
+  if (m_stall_monitor) m_stall_monitor->start();
 }
 
 void Core::retain(std::size_t count) noexcept {
@@ -106,10 +130,19 @@ void Core::release_for_task() noexcept {
 }
 
 void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
+  // One wake in Worker::k_sample_interval is stamped for the scheduling-delay histogram,
+  // before the push that hands the task to its poller. On a worker the tick is the worker's
+  // (a thread_local costs a call into the TLS resolver in a PIC library).
   Worker* worker = current_worker();
   if (worker != nullptr && &worker->core() == this && !is_shutdown()) {
+    if (m_options.enable_metrics && worker->sample_wake()) {
+      task->woken_at = wake_stamp(metrics_now());
+    }
     worker->schedule_local(task, is_yield);
   } else {
+    if (m_options.enable_metrics && ++t_wake_tick % Worker::k_sample_interval == 0) {
+      task->woken_at = wake_stamp(metrics_now());
+    }
     schedule_remote(task);
   }
 }
@@ -159,6 +192,59 @@ void Core::notify_if_work_pending() noexcept {
   if (m_inject.has_tasks()) notify_parked();
 }
 
+void Core::note_spawned() noexcept {
+  if (!m_options.enable_metrics) return;
+  Worker* worker = current_worker();
+  if (worker != nullptr && &worker->core() == this) {
+    worker->stats().spawned.add();
+  } else {
+    // relaxed: a count for snapshots only.
+    m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Core::note_finished() noexcept {
+  if (!m_options.enable_metrics) return;
+  Worker* worker = current_worker();
+  if (worker != nullptr && &worker->core() == this) {
+    worker->stats().finished.add();
+  } else {
+    // relaxed: a count for snapshots only.
+    m_remote_finished.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+RuntimeMetrics Core::metrics() const {
+  RuntimeMetrics out;
+  out.workers.reserve(m_workers.size());
+  std::uint64_t spawned = m_remote_spawned.load(std::memory_order_relaxed);  // relaxed: a count
+  std::uint64_t finished = m_remote_finished.load(std::memory_order_relaxed);
+  for (const auto& worker : m_workers) {
+    const WorkerStats& stats = worker->stats();
+    WorkerMetrics metrics;
+    metrics.polls = stats.polls.get();
+    metrics.steal_attempts = stats.steal_attempts.get();
+    metrics.steals = stats.steals.get();
+    metrics.parks = stats.parks.get();
+    metrics.local_queue_depth = worker->queue().len();
+    metrics.busy_time = std::chrono::nanoseconds(stats.busy_ns.get());
+    stats.poll_duration.add_to(out.poll_duration);
+    stats.scheduling_delay.add_to(out.scheduling_delay);
+    spawned += stats.spawned.get();
+    finished += stats.finished.get();
+    out.workers.push_back(metrics);
+  }
+  // The counters are read one after another while tasks come and go: never report below 0.
+  out.tasks_alive = spawned > finished ? static_cast<std::size_t>(spawned - finished) : 0;
+  out.inject_queue_depth = static_cast<std::size_t>(std::max<std::int64_t>(0, m_inject.len()));
+  const BlockingPool::Snapshot blocking = m_blocking->snapshot();
+  out.blocking_threads = blocking.threads;
+  out.blocking_idle_threads = blocking.idle_threads;
+  out.blocking_queue_depth = blocking.queued;
+  out.blocking_running = blocking.running;
+  return out;
+}
+
 void Core::report_exception(std::exception_ptr error) noexcept {
   try {
     m_options.on_unhandled_exception(std::move(error));
@@ -189,6 +275,7 @@ void Core::shutdown() {
   for (auto& thread : m_threads) {
     if (thread.joinable()) thread.join();
   }
+  if (m_stall_monitor) m_stall_monitor->stop();
   // From here on the thread that submits a loop op also runs the loop, so the handles that
   // cancelled tasks close below finish closing.
   m_reactor->mark_runtime_stopped();

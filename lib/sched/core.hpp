@@ -21,6 +21,7 @@
 #include "runtime/blocking_pool.hpp"
 #include "sched/idle.hpp"
 #include "sched/inject.hpp"
+#include "sched/stall_monitor.hpp"
 #include "task/owned_tasks.hpp"
 #include "weft/runtime.hpp"
 
@@ -67,6 +68,12 @@ class Core {
     return m_shutdown.load(std::memory_order_acquire);
   }
 
+  /// Metrics: a task was spawned on / finished on this core (counted per worker on the
+  /// core's own workers, in shared counters elsewhere).
+  void note_spawned() noexcept;
+  void note_finished() noexcept;
+  [[nodiscard]] RuntimeMetrics metrics() const;
+
   /// Hands an exception that nobody will observe to the user's handler.
   void report_exception(std::exception_ptr error) noexcept;
 
@@ -94,6 +101,10 @@ class Core {
   std::vector<std::unique_ptr<Worker>> m_workers;
   std::vector<std::thread> m_threads;
   alignas(64) std::atomic<std::size_t> m_refs{1};
+  std::unique_ptr<StallMonitor> m_stall_monitor;  // null when the detector is off
+  /// Spawns and completions off this core's workers (metrics).
+  std::atomic<std::uint64_t> m_remote_spawned{0};
+  std::atomic<std::uint64_t> m_remote_finished{0};
   std::atomic<bool> m_shutdown{false};
   /// Set once shutdown has drained everything; a late remote wake then drains after itself.
   std::atomic<bool> m_shutdown_done{false};

@@ -54,7 +54,8 @@ Worker::Worker(Core& core, std::size_t index)
     : m_core(core),
       m_index(index),
       m_inject_token(core.inject().queue()),
-      m_rng(static_cast<std::uint32_t>(index * 0x9E3779B9u + 1)) {}
+      m_rng(static_cast<std::uint32_t>(index * 0x9E3779B9u + 1)),
+      m_metrics(core.options().enable_metrics) {}
 
 void Worker::run() {
   t_current_worker = this;
@@ -63,6 +64,7 @@ void Worker::run() {
   name.resize(std::min<std::size_t>(name.size(), 15));
   ::pthread_setname_np(::pthread_self(), name.c_str());
   run_hook(m_core, m_core.options().on_thread_start);
+  if (m_metrics) m_busy_since = metrics_now();
 
   while (!m_core.is_shutdown()) {
     if (TaskHeader* task = next_task()) {
@@ -143,7 +145,11 @@ TaskHeader* Worker::steal_work() {
   for (std::size_t i = 0; i < workers; ++i) {
     std::size_t victim = (start + i) % workers;
     if (victim == m_index) continue;
-    if (auto task = m_core.worker(victim).queue().steal_into(m_queue)) return *task;
+    if (m_metrics) m_stats.steal_attempts.add();
+    if (auto task = m_core.worker(victim).queue().steal_into(m_queue)) {
+      if (m_metrics) m_stats.steals.add();
+      return *task;
+    }
   }
   return pull_from_inject();
 }
@@ -169,7 +175,7 @@ void Worker::run_with_lifo(TaskHeader* task) {
     // The last searcher to find work wakes another, which searches in its place.
     if (m_core.idle().transition_worker_from_searching()) m_core.notify_parked();
   }
-  run_task(task);
+  poll_task(task);
   for (std::uint32_t polls = 0; m_lifo != nullptr; ++polls) {
     if (polls == k_max_lifo_polls) {
       // The cap: the LIFO task goes behind everything queued, so two tasks that keep waking
@@ -181,8 +187,36 @@ void Worker::run_with_lifo(TaskHeader* task) {
       }
       break;
     }
-    run_task(std::exchange(m_lifo, nullptr));
+    poll_task(std::exchange(m_lifo, nullptr));
   }
+}
+
+void Worker::poll_task(TaskHeader* task) {
+  // The stall monitor's view: the site first, then an odd sequence (see sched/stats.hpp).
+  // release: orders the previous poll's even sequence before the new site; pairs with the
+  // acquire load of the site in StallMonitor::check.
+  m_stats.polling_site.store(task->spawned_at, std::memory_order_release);
+  const std::uint64_t sequence = m_stats.poll_sequence.load(std::memory_order_relaxed);
+  // release: pairs with the acquire load in StallMonitor::check.
+  m_stats.poll_sequence.store(sequence + 1, std::memory_order_release);
+  if (!m_metrics) {
+    run_task(task);
+  } else {
+    m_stats.polls.add();
+    const std::uint32_t woken_at = task->woken_at;
+    if (woken_at != 0) task->woken_at = 0;  // a store only when sampled
+    const bool timed = woken_at != 0 || ++m_sample_tick % k_sample_interval == 0;
+    if (!timed) {
+      run_task(task);  // may free the task
+    } else {
+      const std::uint64_t start = metrics_now();
+      if (woken_at != 0) m_stats.scheduling_delay.record(since_stamp(woken_at, start));
+      run_task(task);
+      m_stats.poll_duration.record(metrics_now() - start);
+    }
+  }
+  // release: the monitor sees the poll over; pairs with the acquire load in check.
+  m_stats.poll_sequence.store(sequence + 2, std::memory_order_release);
 }
 
 void Worker::schedule_local(TaskHeader* task, bool is_yield) noexcept {
@@ -208,6 +242,10 @@ void Worker::push_back(TaskHeader* task) noexcept {
 }
 
 void Worker::park() {
+  if (m_metrics) {
+    m_stats.parks.add();
+    m_stats.busy_ns.add(metrics_now() - m_busy_since);
+  }
   const bool last_searcher = m_core.idle().transition_worker_to_parked(m_index, m_searching);
   m_searching = false;
   if (last_searcher) m_core.notify_if_work_pending();
@@ -224,6 +262,7 @@ void Worker::park() {
       break;
     }
   }
+  if (m_metrics) m_busy_since = metrics_now();
 }
 
 TaskHeader* Worker::drain_one() noexcept {

@@ -61,6 +61,7 @@ void drop_result(TaskHeader* task) noexcept {
 /// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more.
 void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
   task->outcome_cancelled = cancelled;
+  task->core->note_finished();
   // Unlink before COMPLETE: after it the join handle may free the task. owned_linked is only
   // written by the holder of RUNNING (or by shutdown, when no worker runs), so this read is
   // safe without the shard lock.
@@ -77,7 +78,7 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noex
     // Detached: nobody will take the result, so it goes now.
     drop_result(task);
   } else if ((before & TaskState::k_join_waker) != 0) {
-    task->join_waker->wake_by_ref();
+    task->join_waker.wake_by_ref();
   }
   release_task(task, extra_refs + 1);
 }
@@ -186,7 +187,8 @@ void discard_queued(TaskHeader* task) noexcept {
 
 // ---- spawning --------------------------------------------------------------------------
 
-TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise) {
+TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise,
+                      std::source_location spawned_at) {
   if (!frame) throw std::invalid_argument("weft::spawn: the task is empty (moved from)");
   if (promise.is_started()) {
     frame.destroy();  // the task was handed over by value: it goes either way
@@ -203,7 +205,9 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
     die("spawn: the coroutine frame is not where weft allocated it (unsupported compiler?)");
   }
   new (&task->state) TaskState();
-  new (&task->join_waker) std::optional<Waker>();
+  new (&task->join_waker) Waker(nullptr, nullptr);
+  task->spawned_at = spawned_at;
+  task->woken_at = 0;
   task->core = core;
   task->promise = &promise;
   task->owned_prev = task->owned_next = nullptr;
@@ -212,6 +216,7 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
   task->outcome_cancelled = false;
   promise.start_as_root(frame);
   core->retain_for_task();
+  core->note_spawned();
 
   if (core->is_shutdown()) {
     // The runtime is shutting down: the task is cancelled before it starts. This thread holds
@@ -243,7 +248,7 @@ JoinStatus join_poll(TaskHeader* task, Context& cx) {
   // in unset_join_waker / set_join_waker).
   TaskState::Word word = state.load(std::memory_order_relaxed);
   if ((word & TaskState::k_join_waker) != 0) {
-    if (task->join_waker->will_wake(cx.waker())) return JoinStatus::pending;
+    if (task->join_waker.will_wake(cx.waker())) return JoinStatus::pending;
     if (!state.unset_join_waker()) return finished();
   }
   task->join_waker = cx.waker();

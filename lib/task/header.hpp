@@ -7,6 +7,7 @@
 //   then to the JoinHandle if it still exists, else to nobody (the completer destroyed it).
 // - `join_waker` belongs to the JoinHandle while JOIN_WAKER is clear, to the task side while
 //   it is set; it is destroyed with the header.
+// - `spawned_at` is written at spawn and only read afterwards.
 // - `owned_prev`, `owned_next` are guarded by the owned-list shard's lock. `owned_linked` is
 //   also written under that lock, but only ever by the holder of RUNNING (linking after the
 //   first pending poll, unlinking at completion) or by shutdown when no worker runs, so that
@@ -19,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <source_location>
 
 #include "task/state.hpp"
 #include "weft/detail/promise.hpp"
@@ -30,16 +32,21 @@ class Core;
 
 struct TaskHeader {
   // Field order keeps the header within 80 bytes; see the static_assert below.
-  static constexpr std::uint32_t k_magic = 0x77656674;  // "weft"
+  static constexpr std::uint16_t k_magic = 0x7766;  // "wf"
 
   TaskState state;
   Core* core;  ///< null until spawned: the frame is then an ordinary, unspawned Task
   PromiseBase* promise;
   TaskHeader* owned_prev;
   TaskHeader* owned_next;
-  std::optional<Waker> join_waker;
-  std::uint32_t magic;
-  std::uint32_t block_size;   ///< bytes allocated for header and frame together
+  Waker join_waker;                 ///< empty (null vtable) until the JoinHandle stores one
+  std::source_location spawned_at;  ///< the spawn call, for stall reports
+  std::uint32_t block_size;         ///< bytes allocated for header and frame together
+  /// When the task was last scheduled, in 16 ns units of the metrics clock, if that wake was
+  /// sampled for the scheduling-delay histogram; else 0. Written by the scheduler, read and
+  /// cleared by the worker that polls the task next (the run queue orders the two).
+  std::uint32_t woken_at;
+  std::uint16_t magic;
   std::uint16_t block_owner;  ///< the frame cache to return the block to (frame_allocator.hpp)
   bool owned_linked;
   bool frame_destroyed;

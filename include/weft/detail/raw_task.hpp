@@ -6,6 +6,7 @@
 
 #include <coroutine>
 #include <memory>
+#include <source_location>
 
 #include "weft/detail/promise.hpp"
 #include "weft/waker.hpp"
@@ -34,7 +35,8 @@ void abort_task(TaskHeader* task) noexcept;
 
 /// Hands a started-lazy task frame to `core` (the current worker's when null). Returns the
 /// task with one reference for the join handle.
-TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise);
+TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise,
+                      std::source_location spawned_at);
 /// The runtime whose worker is running on this thread, or null.
 [[nodiscard]] Core* current_core() noexcept;
 /// Throws std::logic_error naming `what` when called on a worker thread, where blocking would

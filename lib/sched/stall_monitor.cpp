@@ -1,0 +1,70 @@
+#include "sched/stall_monitor.hpp"
+
+#include <pthread.h>
+
+#include "sched/core.hpp"
+#include "sched/worker.hpp"
+
+namespace weft::detail {
+
+StallMonitor::StallMonitor(Core& core, std::chrono::nanoseconds threshold,
+                           std::function<void(const StallReport&)> hook)
+    : m_core(core), m_threshold(threshold), m_hook(std::move(hook)) {}
+
+StallMonitor::~StallMonitor() {
+  stop();
+}
+
+void StallMonitor::start() {
+  m_thread = std::thread([this] { run(); });
+}
+
+void StallMonitor::stop() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_stop_requested.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+void StallMonitor::run() {
+  ::pthread_setname_np(::pthread_self(), "weft-stalls");
+  std::vector<Seen> seen(m_core.worker_count());
+  const auto interval = m_threshold / k_checks_per_threshold;
+  std::unique_lock lock(m_mutex);
+  while (!m_stop_requested.wait_for(lock, interval, [this] { return m_stopping; })) {
+    lock.unlock();
+    check(seen);
+    lock.lock();
+  }
+}
+
+void StallMonitor::check(std::vector<Seen>& seen) {
+  const auto now = std::chrono::steady_clock::now();
+  for (std::size_t index = 0; index < seen.size(); ++index) {
+    const WorkerStats& stats = m_core.worker(index).stats();
+    // acquire: pairs with the release stores in Worker::poll_task, so the site read below is
+    // at least as new as this sequence.
+    const std::uint64_t sequence = stats.poll_sequence.load(std::memory_order_acquire);
+    Seen& worker = seen[index];
+    if (sequence % 2 == 0 || sequence != worker.sequence) {
+      worker = Seen{sequence, now, false};
+      continue;
+    }
+    if (worker.reported || now - worker.since < m_threshold) continue;
+    // acquire: pairs with the release store of the site in poll_task. A site from a later
+    // poll comes after that poll's sequence change, which the re-check below then sees.
+    const std::source_location site = stats.polling_site.load(std::memory_order_acquire);
+    // acquire: as the first load; an unchanged sequence means the site is this poll's.
+    if (stats.poll_sequence.load(std::memory_order_acquire) != sequence) continue;
+    worker.reported = true;
+    try {
+      m_hook(StallReport{site, index, now - worker.since});
+    } catch (...) {
+      // The hook must not throw; a report is not worth the monitor.
+    }
+  }
+}
+
+}  // namespace weft::detail

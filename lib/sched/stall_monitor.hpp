@@ -1,0 +1,60 @@
+// The stall detector: a thread that notices a poll running longer than a threshold.
+//
+// Every threshold / k_checks_per_threshold it reads each worker's poll sequence (see
+// sched/stats.hpp). A worker whose sequence is odd and unchanged since the check that first
+// saw it has been inside one poll all that time; once that time reaches the threshold the
+// poll is reported, once. Polls are not timed individually, so a poll is reported after it
+// has run between the threshold and the threshold plus one check interval, and a poll shorter
+// than that may go unreported. The workers pay two stores per poll for it.
+// Thread safety: start and stop are called by the core, once each; the hook runs on the
+// monitor's thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "weft/metrics.hpp"
+
+namespace weft::detail {
+
+class Core;
+
+class StallMonitor {
+ public:
+  static constexpr int k_checks_per_threshold = 8;
+
+  StallMonitor(Core& core, std::chrono::nanoseconds threshold,
+               std::function<void(const StallReport&)> hook);
+  ~StallMonitor();
+  StallMonitor(const StallMonitor&) = delete;
+  StallMonitor& operator=(const StallMonitor&) = delete;
+
+  void start();
+  /// Joins the thread; idempotent.
+  void stop();
+
+ private:
+  struct Seen {
+    std::uint64_t sequence = 0;
+    std::chrono::steady_clock::time_point since{};
+    bool reported = false;
+  };
+
+  void run();
+  void check(std::vector<Seen>& seen);
+
+  Core& m_core;
+  const std::chrono::nanoseconds m_threshold;
+  std::function<void(const StallReport&)> m_hook;
+  std::mutex m_mutex;
+  std::condition_variable m_stop_requested;
+  bool m_stopping = false;  // guarded by m_mutex
+  std::thread m_thread;
+};
+
+}  // namespace weft::detail

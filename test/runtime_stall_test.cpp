@@ -1,0 +1,104 @@
+// The stall detector: a poll that holds its worker past the threshold is reported once, with
+// the task's spawn site and worker, while the other workers go on; yielding tasks are not.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <source_location>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+#include "weft.hpp"
+
+using namespace weft;
+using namespace std::chrono_literals;
+
+namespace {
+
+class StallLog {
+ public:
+  std::function<void(const StallReport&)> hook() {
+    return [this](const StallReport& report) {
+      std::lock_guard lock(m_mutex);
+      m_reports.push_back(report);
+      m_count.store(m_reports.size());
+    };
+  }
+  std::size_t count() const { return m_count.load(); }
+  std::vector<StallReport> reports() {
+    std::lock_guard lock(m_mutex);
+    return m_reports;
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::vector<StallReport> m_reports;
+  std::atomic<std::size_t> m_count{0};
+};
+
+}  // namespace
+
+TEST_SUITE("stall") {
+  TEST_CASE("a task that holds its worker is reported once, with where it was spawned") {
+    constexpr auto k_threshold = 50ms;
+    StallLog log;
+    Runtime runtime(
+        RuntimeOptions{.workers = 2, .stall_threshold = k_threshold, .on_stall = log.hook()});
+    std::atomic<bool> stop_ticking{false};
+    std::atomic<int> ticks{0};
+    auto ticker = [&]() -> Task<void> {
+      while (!stop_ticking.load()) {
+        ticks.fetch_add(1);
+        co_await yield_now();
+      }
+    };
+    std::atomic<int> ticks_during_stall{0};
+    auto hog = [&]() -> Task<void> {
+      // Holds the worker until the stall is reported and a few more check intervals have
+      // passed (to see that it is reported only once); bounded in case it never is.
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      const int ticks_before = ticks.load();
+      while (log.count() == 0 && std::chrono::steady_clock::now() < deadline) {
+      }
+      const auto reported_at = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() < reported_at + 3 * k_threshold) {
+      }
+      ticks_during_stall.store(ticks.load() - ticks_before);
+      co_return;
+    };
+    auto ticking = runtime.spawn(ticker());
+    REQUIRE(test::eventually([&] { return ticks.load() > 0; }));
+    const std::uint_least32_t hog_line = std::source_location::current().line() + 1;
+    runtime.spawn(hog()).join();
+    stop_ticking.store(true);
+    ticking.join();
+
+    const std::vector<StallReport> reports = log.reports();
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].spawned_at.line() == hog_line);
+    CHECK(std::string_view(reports[0].spawned_at.file_name()).ends_with("runtime_stall_test.cpp"));
+    CHECK(reports[0].worker < 2);
+    CHECK(reports[0].stalled_for >= k_threshold);
+    CHECK(ticks_during_stall.load() > 0);  // the other worker kept running the ticker
+  }
+
+  TEST_CASE("tasks that yield often are never reported") {
+    StallLog log;
+    {
+      Runtime runtime(
+          RuntimeOptions{.workers = 2, .stall_threshold = 500ms, .on_stall = log.hook()});
+      auto yielder = []() -> Task<void> {
+        for (int i = 0; i < 200; ++i)
+          co_await yield_now();
+      };
+      std::vector<JoinHandle<void>> handles;
+      for (int i = 0; i < 100; ++i)
+        handles.push_back(runtime.spawn(yielder()));
+      for (auto& handle : handles)
+        handle.join();
+    }
+    CHECK(log.count() == 0);
+  }
+}
