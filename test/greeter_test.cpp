@@ -13,6 +13,7 @@
 
 #include "greeter.hpp"
 #include "greeter_client.hpp"
+#include "stats_line.hpp"
 #include "support.hpp"
 
 using namespace weft;
@@ -332,6 +333,63 @@ TEST_SUITE("greeter") {
     CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
     CHECK(greeter.wait_exit() == 0);
     CHECK(greeter.out().find("connection from") == std::string::npos);
+  }
+
+  TEST_CASE("a stats line shows the interval's rates and the interval's p99") {
+    using namespace std::chrono_literals;
+    weft::RuntimeMetrics before;
+    before.workers.resize(2);
+    before.poll_duration.counts[weft::DurationHistogram::bucket_of(100us)] = 1000;  // old
+    weft::RuntimeMetrics now = before;
+    now.workers[0].polls = 3000;
+    now.workers[1].polls = 1000;
+    now.workers[0].steals = 2;
+    now.workers[0].steal_attempts = 9;
+    now.workers[0].busy_time = 1s;
+    now.workers[1].local_queue_depth = 4;
+    now.tasks_alive = 12;
+    now.poll_duration.counts[weft::DurationHistogram::bucket_of(3us)] += 500;  // this interval
+    const std::string line = greeter::stats_line(now, before, 2s, 700, 100, 5);
+    CHECK(line.starts_with("stats: 300 dialogs/s, 5 open | polls 2000/s, steals 2/9 tries"));
+    CHECK(line.find("busy 25%") != std::string::npos);
+    CHECK(line.find("local 0+4") != std::string::npos);
+    CHECK(line.find("tasks 12") != std::string::npos);
+    CHECK(line.find("poll p99 < 4096ns") != std::string::npos);  // not the old 100us polls
+    CHECK(line.find("delay p99 -") != std::string::npos);
+  }
+
+  TEST_CASE("the binary prints a stats line every --stats interval and on SIGUSR1") {
+    if (signals_are_deferred()) {
+      MESSAGE("skipped under TSan: it defers signal handlers (see signals_are_deferred)");
+      return;
+    }
+    const std::string binary = greeter_binary();
+    REQUIRE(!binary.empty());
+    {
+      Child greeter({binary, "--port=0", "--quiet", "--stats", "100ms"});
+      auto listening = greeter.wait_for_line("listening on port ");
+      REQUIRE(listening);
+      Client client(static_cast<unsigned>(std::stoul(listening->substr(18))));
+      REQUIRE(client.read_line() == "Who are you?\n");
+      client.send("Ferris\n");
+      REQUIRE(client.read_all() == "Thanks for dialing in, Ferris!\n");
+      auto line = greeter.wait_for_line("stats: ");
+      REQUIRE(line);
+      CHECK(line->find("dialogs/s") != std::string::npos);
+      CHECK(line->find("polls ") != std::string::npos);
+      CHECK(line->find("poll p99 ") != std::string::npos);
+      CHECK(greeter.wait_for_line("stats: "));  // and again, on its own
+      greeter.signal(SIGTERM);
+      CHECK(greeter.wait_exit() == 0);
+    }
+    {
+      Child greeter({binary, "--port=0", "--quiet"});  // no --stats: SIGUSR1 alone
+      REQUIRE(greeter.wait_for_line("listening on port "));
+      greeter.signal(SIGUSR1);
+      CHECK(greeter.wait_for_line("stats: "));
+      greeter.signal(SIGTERM);
+      CHECK(greeter.wait_exit() == 0);  // SIGUSR1 did not take its default action
+    }
   }
 
   TEST_CASE("the binary drops a silent client at --read-timeout") {

@@ -1,6 +1,8 @@
 // weft-greeter: the seed's greeter server on weft. See greeter.hpp for the dialog and its
 // hardening, and `weft-greeter --help` for the flags.
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -10,6 +12,7 @@
 #include "../common/fd_limit.hpp"
 #include "../common/flags.hpp"
 #include "greeter.hpp"
+#include "stats_line.hpp"
 
 namespace {
 
@@ -28,6 +31,8 @@ Options:
   --read-timeout DURATION  drop a client that sends no name in time (default 10s)
   --drain-timeout DURATION on SIGINT/SIGTERM, time for dialogs in flight (default 5s)
   --max-connections N      dialogs served at once; others wait (default 10000)
+  --stats DURATION         print a line of runtime metrics this often (SIGUSR1 prints one
+                           at any time, with or without this flag)
   --help                   show this help
 
 DURATION is a number with a unit: 250ms, 10s, 2m (a bare number means seconds).
@@ -37,6 +42,7 @@ struct Options {
   std::string host = "127.0.0.1";
   unsigned port = 6142;
   std::size_t threads = 0;
+  std::chrono::milliseconds stats_every{0};
   greeter::Config config;
 };
 
@@ -60,6 +66,9 @@ Options parse(int argc, char** argv) {
       options.config.read_timeout = flags.duration();
     } else if (flags.is("--drain-timeout")) {
       options.config.drain_timeout = flags.duration();
+    } else if (flags.is("--stats")) {
+      options.stats_every = flags.duration();
+      if (options.stats_every.count() == 0) flags.fail("--stats needs a duration above zero");
     } else if (flags.is("--max-connections")) {
       options.config.max_connections = flags.number(10'000'000);
       if (options.config.max_connections == 0) flags.fail("--max-connections is at least 1");
@@ -75,12 +84,57 @@ weft::Task<void> until_signalled(weft::SignalFuture interrupt, weft::SignalFutur
   std::printf("received %s\n", which.index() == 0 ? "SIGINT" : "SIGTERM");
 }
 
-weft::Task<void> run(const Options& options, weft::TcpListener& listener,
-                     greeter::ConnectionSlots& slots, greeter::Stats& stats) {
+/// Lends a future to a combinator that would otherwise take it (and destroy it when done).
+template <class F>
+class Borrowed {
+ public:
+  using Output = weft::FutureOutput<F>;
+  explicit Borrowed(F& future) : m_future(&future) {}
+  weft::Poll<Output> poll(weft::Context& cx) { return m_future->poll(cx); }
+
+ private:
+  F* m_future;
+};
+
+/// Prints a stats line every `every` (if non-zero) and at each SIGUSR1, until cancelled.
+weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::milliseconds every,
+                              const greeter::Stats& stats, weft::SignalFuture on_demand) {
+  // relaxed: counters for a report; nothing is ordered by them.
+  auto dialogs = [&stats] { return stats.finished.load(std::memory_order_relaxed); };
+  weft::RuntimeMetrics before = runtime.metrics();
+  std::uint64_t dialogs_before = dialogs();
+  auto since = std::chrono::steady_clock::now();
+  for (;;) {
+    if (every.count() > 0) {
+      (void)co_await weft::select(Borrowed(on_demand), weft::sleep_for(every));
+    } else {
+      co_await on_demand;
+    }
+    const weft::RuntimeMetrics now = runtime.metrics();
+    const std::uint64_t dialogs_now = dialogs();
+    const auto at = std::chrono::steady_clock::now();
+    const std::uint64_t accepted = stats.accepted.load(std::memory_order_relaxed);
+    std::printf("%s\n", greeter::stats_line(now, before, at - since, dialogs_now, dialogs_before,
+                                            accepted > dialogs_now ? accepted - dialogs_now : 0)
+                            .c_str());
+    before = now;
+    dialogs_before = dialogs_now;
+    since = at;
+  }
+}
+
+weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
+                     weft::TcpListener& listener, greeter::ConnectionSlots& slots,
+                     greeter::Stats& stats) {
   // Watched from here on: a signal that arrives once "listening" is printed is never lost,
   // and never takes its default action of killing the server mid-dialog.
   auto interrupt = weft::signal(SIGINT);
   auto terminate = weft::signal(SIGTERM);
+  // Dropped (aborted) when serve returns; the runtime's shutdown would cancel it anyway.
+  struct AbortOnExit {
+    weft::JoinHandle<void> handle;
+    ~AbortOnExit() { handle.abort(); }
+  } reporter{weft::spawn(report_stats(runtime, options.stats_every, stats, weft::signal(SIGUSR1)))};
   std::printf("listening on port %u\n", listener.local_addr().port());
   std::fflush(stdout);
   co_await greeter::serve(listener, options.config, slots, stats,
@@ -111,7 +165,7 @@ int main(int argc, char** argv) {
   try {
     weft::Runtime runtime(
         weft::RuntimeOptions{.workers = options.threads, .thread_name_prefix = "greeter"});
-    runtime.block_on(run(options, listener, slots, stats));
+    runtime.block_on(run(options, runtime, listener, slots, stats));
   } catch (const std::exception& error) {
     std::fprintf(stderr, "weft-greeter: %s\n", error.what());
     return 1;
