@@ -13,6 +13,7 @@
 #include "weft/select.hpp"
 #include "weft/signal.hpp"
 #include "weft/socket_address.hpp"
+#include "weft/source_location.hpp"
 #include "weft/sync/mpsc.hpp"
 #include "weft/sync/mutex.hpp"
 #include "weft/sync/notify.hpp"

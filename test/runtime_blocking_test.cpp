@@ -122,7 +122,7 @@ TEST_SUITE("blocking") {
           .on_blocking_shutdown_timeout =
               [&reports](const std::vector<BlockingJobReport>& jobs) { reports = jobs; },
       });
-      spawned_line = std::source_location::current().line() + 1;
+      spawned_line = __LINE__ + 1;
       running.emplace(runtime.spawn_blocking([&gate] { gate.wait(); }));
       REQUIRE(gate.wait_for_entered(1));
       queued.emplace(runtime.spawn_blocking([] { return 3; }));

@@ -5,9 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <source_location>
 #include <thread>
 #include <vector>
+#include "weft/source_location.hpp"
 
 #include "support.hpp"
 #include "weft.hpp"
@@ -70,7 +70,7 @@ TEST_SUITE("stall") {
     };
     auto ticking = runtime.spawn(ticker());
     REQUIRE(test::eventually([&] { return ticks.load() > 0; }));
-    const std::uint_least32_t hog_line = std::source_location::current().line() + 1;
+    const std::uint_least32_t hog_line = __LINE__ + 1;
     runtime.spawn(hog()).join();
     stop_ticking.store(true);
     ticking.join();

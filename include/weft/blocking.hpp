@@ -17,6 +17,9 @@
 //   TaskCancelled), and waits for running ones up to blocking_shutdown_timeout. Calls still
 //   running then are reported through on_blocking_shutdown_timeout, with where each was
 //   spawned; their threads finish in the background.
+// - With GCC 12, name a capturing lambda before the co_await: `auto f = [path] {...};
+//   co_await weft::spawn_blocking(std::move(f));`. GCC 12 miscompiles a capturing lambda
+//   temporary inside a co_await operand (docs/design.md, "A GCC 12 bug to write around").
 // Thread safety: spawn_blocking may be called from any task on a worker; Runtime::spawn_blocking
 // from any thread. A BlockingFuture is used by one thread at a time.
 #pragma once
@@ -26,9 +29,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <type_traits>
 #include <utility>
+#include "weft/source_location.hpp"
 
 #include "weft/error.hpp"
 #include "weft/future.hpp"
@@ -39,7 +42,7 @@ namespace weft {
 
 /// A blocking call still running when the runtime's shutdown deadline passed.
 struct BlockingJobReport {
-  std::source_location spawned_at;
+  SourceLocation spawned_at;
   std::chrono::nanoseconds running_for;
 };
 
@@ -51,16 +54,16 @@ class BlockingPool;
 /// One submitted call; the pool runs it once, or destroys it unrun at shutdown.
 class BlockingJob {
  public:
-  explicit BlockingJob(std::source_location spawned_at) noexcept : m_spawned_at(spawned_at) {}
+  explicit BlockingJob(SourceLocation spawned_at) noexcept : m_spawned_at(spawned_at) {}
   virtual ~BlockingJob() = default;
   BlockingJob(const BlockingJob&) = delete;
   BlockingJob& operator=(const BlockingJob&) = delete;
 
   virtual void run() noexcept = 0;
-  [[nodiscard]] std::source_location spawned_at() const noexcept { return m_spawned_at; }
+  [[nodiscard]] SourceLocation spawned_at() const noexcept { return m_spawned_at; }
 
  private:
-  std::source_location m_spawned_at;
+  SourceLocation m_spawned_at;
 };
 
 /// The pool of `core`, or of the calling worker's runtime when null (std::logic_error when
@@ -81,8 +84,7 @@ struct BlockingOutcome {
 template <class T, class F>
 class BlockingCall final : public BlockingJob {
  public:
-  BlockingCall(F function, OneshotSender<BlockingOutcome<T>> result,
-               std::source_location spawned_at)
+  BlockingCall(F function, OneshotSender<BlockingOutcome<T>> result, SourceLocation spawned_at)
       : BlockingJob(spawned_at), m_function(std::move(function)), m_result(std::move(result)) {}
 
   void run() noexcept override {
@@ -173,7 +175,7 @@ using BlockingResult = std::invoke_result_t<std::decay_t<F>&>;
 /// `wait`: whether to return a future that waits for room, or nullopt when there is none.
 template <class F>
 std::optional<BlockingFuture<BlockingResult<F>>> make_blocking(Core* core, F&& function, bool wait,
-                                                               std::source_location where) {
+                                                               SourceLocation where) {
   using T = BlockingResult<F>;
   std::shared_ptr<BlockingPool> pool = blocking_pool(core);
   const bool has_slot = blocking_slots(*pool).try_take(1);
@@ -196,14 +198,14 @@ std::optional<BlockingFuture<BlockingResult<F>>> make_blocking(Core* core, F&& f
 /// Throws std::logic_error off a worker; use Runtime::spawn_blocking there.
 template <class F>
 BlockingFuture<detail::BlockingResult<F>> spawn_blocking(
-    F&& function, std::source_location where = std::source_location::current()) {
+    F&& function, SourceLocation where = SourceLocation::current()) {
   return std::move(*detail::make_blocking(nullptr, std::forward<F>(function), true, where));
 }
 
 /// Like spawn_blocking, but returns nullopt at once when the pool is saturated (or shut down).
 template <class F>
 std::optional<BlockingFuture<detail::BlockingResult<F>>> try_spawn_blocking(
-    F&& function, std::source_location where = std::source_location::current()) {
+    F&& function, SourceLocation where = SourceLocation::current()) {
   return detail::make_blocking(nullptr, std::forward<F>(function), false, where);
 }
 

@@ -5,6 +5,9 @@
 // - An aborted task, or one cancelled by runtime shutdown, makes both throw weft::TaskCancelled.
 // - Destroying the handle detaches the task: it keeps running, and an exception escaping it
 //   goes to the runtime's unhandled-exception handler.
+// - While the handle exists, a finished task keeps its coroutine frame, because the result
+//   lives there; the frame's parameters (a Sender, a socket) go with it when the handle is
+//   joined or dropped. Move a parameter into a local when it must go as soon as the task ends.
 // A handle is used by one thread at a time; the task behind it runs anywhere.
 #pragma once
 

@@ -18,8 +18,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 #include <vector>
+#include "weft/source_location.hpp"
 
 namespace weft {
 
@@ -70,7 +70,7 @@ struct RuntimeMetrics {
 /// A poll that ran longer than RuntimeOptions::stall_threshold, reported once per stall.
 struct StallReport {
   /// Where the stalled task was spawned.
-  std::source_location spawned_at;
+  SourceLocation spawned_at;
   /// The worker it stalls (0-based).
   std::size_t worker = 0;
   /// How long the poll had been running when the stall was noticed (at least the threshold).

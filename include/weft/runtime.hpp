@@ -13,9 +13,9 @@
 #include <exception>
 #include <functional>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <vector>
+#include "weft/source_location.hpp"
 
 #include "weft/blocking.hpp"
 #include "weft/detail/raw_task.hpp"
@@ -71,7 +71,7 @@ class Runtime {
   /// Runs `task` on the runtime and waits for it on this thread; returns its value or
   /// rethrows its exception.
   template <class T>
-  T block_on(Task<T> task, std::source_location where = std::source_location::current()) {
+  T block_on(Task<T> task, SourceLocation where = SourceLocation::current()) {
     detail::check_may_block("weft::Runtime::block_on");
     return spawn(std::move(task), where).join();
   }
@@ -79,7 +79,7 @@ class Runtime {
   /// Starts `task` on the runtime. Works from any thread. `where` is reported if one of the
   /// task's polls stalls its worker.
   template <class T>
-  JoinHandle<T> spawn(Task<T> task, std::source_location where = std::source_location::current()) {
+  JoinHandle<T> spawn(Task<T> task, SourceLocation where = SourceLocation::current()) {
     auto handle = task.release();
     return JoinHandle<T>(detail::spawn_raw(m_core, handle, handle.promise(), where));
   }
@@ -87,12 +87,12 @@ class Runtime {
   /// Runs `function` on this runtime's blocking pool; see weft/blocking.hpp. Any thread.
   template <class F>
   BlockingFuture<detail::BlockingResult<F>> spawn_blocking(
-      F&& function, std::source_location where = std::source_location::current()) {
+      F&& function, SourceLocation where = SourceLocation::current()) {
     return std::move(*detail::make_blocking(m_core, std::forward<F>(function), true, where));
   }
   template <class F>
   std::optional<BlockingFuture<detail::BlockingResult<F>>> try_spawn_blocking(
-      F&& function, std::source_location where = std::source_location::current()) {
+      F&& function, SourceLocation where = SourceLocation::current()) {
     return detail::make_blocking(m_core, std::forward<F>(function), false, where);
   }
 
@@ -114,7 +114,7 @@ class Runtime {
 /// Starts `task` on the runtime of the calling worker. Throws std::logic_error when called
 /// from a thread that is not one of a runtime's workers; use Runtime::spawn there.
 template <class T>
-JoinHandle<T> spawn(Task<T> task, std::source_location where = std::source_location::current()) {
+JoinHandle<T> spawn(Task<T> task, SourceLocation where = SourceLocation::current()) {
   auto handle = task.release();
   return JoinHandle<T>(detail::spawn_raw(nullptr, handle, handle.promise(), where));
 }

@@ -18,8 +18,8 @@
 #include <list>
 #include <memory>
 #include <mutex>
-#include <source_location>
 #include <vector>
+#include "weft/source_location.hpp"
 
 #include "weft/blocking.hpp"
 #include "weft/sync/semaphore.hpp"
@@ -55,7 +55,7 @@ class BlockingPool : public std::enable_shared_from_this<BlockingPool> {
 
  private:
   struct Running {
-    std::source_location spawned_at;
+    SourceLocation spawned_at;
     std::chrono::steady_clock::time_point started;
   };
 

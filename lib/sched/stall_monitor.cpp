@@ -55,7 +55,7 @@ void StallMonitor::check(std::vector<Seen>& seen) {
     if (worker.reported || now - worker.since < m_threshold) continue;
     // acquire: pairs with the release store of the site in poll_task. A site from a later
     // poll comes after that poll's sequence change, which the re-check below then sees.
-    const std::source_location site = stats.polling_site.load(std::memory_order_acquire);
+    const SourceLocation site = stats.polling_site.load(std::memory_order_acquire);
     // acquire: as the first load; an unchanged sequence means the site is this poll's.
     if (stats.poll_sequence.load(std::memory_order_acquire) != sequence) continue;
     worker.reported = true;

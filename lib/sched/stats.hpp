@@ -13,7 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <source_location>
+#include "weft/source_location.hpp"
 
 #include "weft/metrics.hpp"
 
@@ -78,7 +78,7 @@ struct alignas(64) WorkerStats {
   OwnerHistogram scheduling_delay;
 
   std::atomic<std::uint64_t> poll_sequence{0};
-  std::atomic<std::source_location> polling_site{};
+  std::atomic<SourceLocation> polling_site{};
 };
 
 }  // namespace weft::detail

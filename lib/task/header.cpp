@@ -188,7 +188,7 @@ void discard_queued(TaskHeader* task) noexcept {
 // ---- spawning --------------------------------------------------------------------------
 
 TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise,
-                      std::source_location spawned_at) {
+                      SourceLocation spawned_at) {
   if (!frame) throw std::invalid_argument("weft::spawn: the task is empty (moved from)");
   if (promise.is_started()) {
     frame.destroy();  // the task was handed over by value: it goes either way

@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <source_location>
+#include "weft/source_location.hpp"
 
 #include "task/state.hpp"
 #include "weft/detail/promise.hpp"
@@ -39,9 +39,9 @@ struct TaskHeader {
   PromiseBase* promise;
   TaskHeader* owned_prev;
   TaskHeader* owned_next;
-  Waker join_waker;                 ///< empty (null vtable) until the JoinHandle stores one
-  std::source_location spawned_at;  ///< the spawn call, for stall reports
-  std::uint32_t block_size;         ///< bytes allocated for header and frame together
+  Waker join_waker;           ///< empty (null vtable) until the JoinHandle stores one
+  SourceLocation spawned_at;  ///< the spawn call, for stall reports
+  std::uint32_t block_size;   ///< bytes allocated for header and frame together
   /// When the task was last scheduled, in 16 ns units of the metrics clock, if that wake was
   /// sampled for the scheduling-delay histogram; else 0. Written by the scheduler, read and
   /// cleared by the worker that polls the task next (the run queue orders the two).

@@ -6,7 +6,7 @@
 
 #include <coroutine>
 #include <memory>
-#include <source_location>
+#include "weft/source_location.hpp"
 
 #include "weft/detail/promise.hpp"
 #include "weft/waker.hpp"
@@ -36,7 +36,7 @@ void abort_task(TaskHeader* task) noexcept;
 /// Hands a started-lazy task frame to `core` (the current worker's when null). Returns the
 /// task with one reference for the join handle.
 TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& promise,
-                      std::source_location spawned_at);
+                      SourceLocation spawned_at);
 /// The runtime whose worker is running on this thread, or null.
 [[nodiscard]] Core* current_core() noexcept;
 /// Throws std::logic_error naming `what` when called on a worker thread, where blocking would
