@@ -265,10 +265,15 @@ TEST_SUITE("greeter") {
         ::getrlimit(RLIMIT_NOFILE, &limit);
         limit.rlim_cur = static_cast<rlim_t>(weft::test::open_fd_count() + 16);
         ::setrlimit(RLIMIT_NOFILE, &limit);
-        Client waiting(server.port());  // connected, but its accept finds no descriptor
+        // Use up every descriptor, then free one for the client: its connection is queued
+        // by the kernel, and the server's accept finds no descriptor left. (Filling after
+        // the connect raced the acceptor, which could take the connection first.)
         std::vector<int> fillers;
         for (int fd = ::dup(0); fd >= 0; fd = ::dup(0))
           fillers.push_back(fd);
+        ::close(fillers.back());
+        fillers.pop_back();
+        Client waiting(server.port());
         const bool exhausted =
             eventually([&] { return server.stats().descriptor_exhaustion.load() >= 1; });
         const auto exhaustion_episodes = server.stats().descriptor_exhaustion.load();
