@@ -46,6 +46,11 @@ class ThreadGate {
   bool m_open = false;
 };
 
+Task<void> set_true(std::atomic<bool>& flag) {
+  flag.store(true);
+  co_return;
+}
+
 }  // namespace
 
 TEST_SUITE("blocking") {
@@ -84,10 +89,7 @@ TEST_SUITE("blocking") {
           std::this_thread::yield();
         return task_ran.load();
       });
-      co_await spawn([&task_ran]() -> Task<void> {
-        task_ran.store(true);
-        co_return;
-      }());
+      co_await spawn(set_true(task_ran));
       co_return co_await call;
     };
     CHECK(runtime.block_on(scenario()));

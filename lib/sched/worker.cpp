@@ -10,6 +10,7 @@
 
 #include "sched/core.hpp"
 #include "task/header.hpp"
+#include "weft/detail/coop.hpp"
 
 namespace weft::detail {
 namespace {
@@ -35,6 +36,8 @@ void run_hook(Core& core, const std::function<void()>& hook) noexcept {
 }
 
 }  // namespace
+
+constinit thread_local std::uint32_t t_coop_budget = k_coop_unlimited;
 
 Worker* current_worker() noexcept {
   return t_current_worker;
@@ -199,6 +202,7 @@ void Worker::poll_task(TaskHeader* task) {
   const std::uint64_t sequence = m_stats.poll_sequence.load(std::memory_order_relaxed);
   // release: pairs with the acquire load in StallMonitor::check.
   m_stats.poll_sequence.store(sequence + 1, std::memory_order_release);
+  t_coop_budget = k_coop_budget;
   if (!m_metrics) {
     run_task(task);
   } else {
@@ -215,6 +219,7 @@ void Worker::poll_task(TaskHeader* task) {
       m_stats.poll_duration.record(metrics_now() - start);
     }
   }
+  t_coop_budget = k_coop_unlimited;
   // release: the monitor sees the poll over; pairs with the acquire load in check.
   m_stats.poll_sequence.store(sequence + 2, std::memory_order_release);
 }

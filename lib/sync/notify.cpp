@@ -2,6 +2,8 @@
 // Wakers are woken only after m_lock is released.
 #include "weft/sync/notify.hpp"
 
+#include "weft/detail/coop.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -150,6 +152,7 @@ Poll<void> Notified::poll(Context& cx) {
     m_done = true;
     return ready();
   }
+  if (!m_queued_once && !detail::coop_proceed(cx)) return pending;
   const bool complete = m_notify->poll_waiter(m_waiter, m_generation, m_queued_once, cx.waker());
   if (!complete) {
     m_queued_once = true;  // queued now, or already

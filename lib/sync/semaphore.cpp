@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "weft/detail/coop.hpp"
 #include "weft/sync/semaphore.hpp"
 
 namespace weft {
@@ -224,6 +225,7 @@ AcquireFuture::~AcquireFuture() {
 Poll<SemaphorePermit> AcquireFuture::poll(Context& cx) {
   if (m_done) throw std::logic_error("weft: poll of a semaphore acquire that already completed");
   if (!m_queued_once) {
+    if (!detail::coop_proceed(cx)) return pending;
     if (m_semaphore->try_take(m_count)) {
       m_done = true;
       return Poll<SemaphorePermit>(SemaphorePermit(*m_semaphore, m_count));

@@ -46,6 +46,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/coop.hpp"
 #include "weft/detail/spin_lock.hpp"
 #include "weft/error.hpp"
 #include "weft/future.hpp"
@@ -348,6 +349,7 @@ class [[nodiscard]] RecvFuture {
   explicit RecvFuture(detail::Channel<T>& channel) noexcept : m_channel(channel) {}
 
   Poll<std::optional<T>> poll(Context& cx) {
+    if (!weft::detail::coop_proceed(cx)) return pending;
     if (auto value = m_channel.try_pop()) return Poll<std::optional<T>>(std::move(value));
     if (m_channel.has_senders()) {
       m_channel.register_receiver(cx.waker());

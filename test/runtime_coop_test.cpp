@@ -1,0 +1,87 @@
+// The cooperative budget: a task whose channel or lock is always ready still gives its worker
+// back every k_coop_budget operations, so the tasks queued behind it run.
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "support.hpp"
+#include "weft.hpp"
+
+using namespace weft;
+
+namespace {
+
+constexpr int k_operations = 10'000;
+
+Task<void> set_flag(std::atomic<bool>& flag) {
+  flag.store(true);
+  co_return;
+}
+
+/// Runs `busy` on one worker; it spawns a task that sets the flag, which can only run when
+/// `busy` gives the worker back. Returns how many operations `busy` had done when it first
+/// saw the flag, or -1 if never.
+template <class Busy>
+int operations_before_others_ran(Busy busy) {
+  Runtime runtime(RuntimeOptions{.workers = 1});
+  std::atomic<bool> other_ran{false};
+  return runtime.block_on(busy(other_ran));
+}
+
+}  // namespace
+
+TEST_SUITE("coop") {
+  TEST_CASE("a sender that always finds room still lets the tasks behind it run") {
+    const int seen_at = operations_before_others_ran([](std::atomic<bool>& flag) -> Task<int> {
+      auto [tx, rx] = mpsc::channel<int>(k_operations);
+      spawn(set_flag(flag));
+      for (int i = 0; i < k_operations; ++i) {
+        if (flag.load()) co_return i;
+        co_await tx.send(i);
+      }
+      co_return -1;
+    });
+    CHECK(seen_at > 0);
+    CHECK(seen_at <= static_cast<int>(detail::k_coop_budget) + 1);
+  }
+
+  TEST_CASE("a task that keeps taking a free mutex still lets the tasks behind it run") {
+    const int seen_at = operations_before_others_ran([](std::atomic<bool>& flag) -> Task<int> {
+      Mutex<int> mutex(0);
+      spawn(set_flag(flag));
+      for (int i = 0; i < k_operations; ++i) {
+        if (flag.load()) co_return i;
+        *co_await mutex.lock() += 1;
+      }
+      co_return -1;
+    });
+    CHECK(seen_at > 0);
+    CHECK(seen_at <= static_cast<int>(detail::k_coop_budget) + 1);
+  }
+
+  TEST_CASE("a receiver with messages always queued still lets the tasks behind it run") {
+    const int seen_at = operations_before_others_ran([](std::atomic<bool>& flag) -> Task<int> {
+      auto [tx, rx] = mpsc::channel<int>(k_operations);
+      for (int i = 0; i < k_operations; ++i)
+        (void)tx.try_send(i);
+      spawn(set_flag(flag));
+      for (int i = 0; i < k_operations; ++i) {
+        if (flag.load()) co_return i;
+        (void)co_await rx.recv();
+      }
+      co_return -1;
+    });
+    CHECK(seen_at > 0);
+  }
+
+  TEST_CASE("polling by hand off a worker is never throttled") {
+    Semaphore semaphore(1'000);
+    for (int i = 0; i < 1'000; ++i) {
+      auto acquire = semaphore.acquire();
+      auto poll = test::poll_by_hand(acquire);
+      REQUIRE(poll.is_ready());
+      poll.take().forget();
+    }
+    CHECK(semaphore.available_permits() == 0);
+  }
+}
