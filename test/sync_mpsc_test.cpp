@@ -131,12 +131,43 @@ TEST_SUITE("mpsc") {
     REQUIRE(poll_with(*waiting, wakes).is_pending());
     CHECK(live == 3);
     rx.reset();
+    CHECK(live == 1);  // the two queued ones went with the receiver; the third waits in `waiting`
     CHECK(wakes.wakes() == 1);
     CHECK_THROWS_AS((void)poll_by_hand(*waiting), ChannelClosed);
     waiting.reset();
-    CHECK(live == 2);  // still queued: the senders keep the channel alive
-    { auto gone = std::move(tx); }
     CHECK(live == 0);
+  }
+
+  TEST_CASE("a queued reply channel is closed when the receiver goes, so its sender is told") {
+    auto [tx, rx] = mpsc::channel<OneshotSender<int>>(4);
+    auto [reply_tx, reply_rx] = oneshot<int>();
+    REQUIRE(tx.try_send(std::move(reply_tx)) == mpsc::TrySendStatus::sent);
+    { auto gone = std::move(rx); }  // the server goes without answering; tx keeps the channel
+    CHECK_THROWS_AS((void)poll_by_hand(reply_rx), ChannelClosed);
+  }
+
+  TEST_CASE("a reserved permit counts as a sender and may outlive both ends") {
+    auto [tx_, rx_] = mpsc::channel<int>(2);
+    std::optional<mpsc::Sender<int>> tx(std::move(tx_));
+    std::optional<mpsc::Receiver<int>> rx(std::move(rx_));
+    auto reserve = tx->reserve();
+    std::optional<mpsc::SendPermit<int>> permit(poll_by_hand(reserve).take());
+    tx.reset();
+    CHECK_FALSE(rx->is_closed());  // the permit may still send
+    auto recv = rx->recv();
+    CHECK(poll_by_hand(recv).is_pending());
+    permit->send(42);
+    permit.reset();
+    CHECK(poll_by_hand(recv).take() == std::optional<int>(42));
+    CHECK(poll_by_hand(recv).take() == std::nullopt);  // now every sender is gone
+
+    auto [tx2, rx2_] = mpsc::channel<std::string>(1);
+    std::optional<mpsc::Receiver<std::string>> rx2(std::move(rx2_));
+    auto reserve2 = tx2.reserve();
+    mpsc::SendPermit<std::string> lasting = poll_by_hand(reserve2).take();
+    { auto gone = std::move(tx2); }
+    rx2.reset();
+    lasting.send(std::string(64, 'x'));  // the receiver is gone: destroyed, no use-after-free
   }
 
   TEST_CASE("a send destroyed while waiting for a slot holds no slot") {

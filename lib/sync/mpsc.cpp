@@ -33,6 +33,17 @@ void ChannelCore::register_receiver(const Waker& waker) {
   m_receiver_waiting.store(true, std::memory_order_seq_cst);
 }
 
+void ChannelCore::unregister_receiver() noexcept {
+  // relaxed: only spares senders a useless wake; a sender that already saw the mark wakes
+  // a task that is running or done, which is harmless.
+  m_receiver_waiting.store(false, std::memory_order_relaxed);
+  std::optional<Waker> waker;
+  {
+    std::lock_guard lock(m_receiver_lock);
+    waker = std::exchange(m_receiver_waker, std::nullopt);
+  }
+}
+
 void ChannelCore::wake_receiver() noexcept {
   std::optional<Waker> waker;
   {

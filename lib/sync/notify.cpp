@@ -2,6 +2,7 @@
 // Wakers are woken only after m_lock is released.
 #include "weft/sync/notify.hpp"
 
+#include "sync/wake_batch.hpp"
 #include "weft/detail/coop.hpp"
 
 #include <cstdio>
@@ -9,7 +10,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <utility>
-#include <vector>
 
 namespace weft {
 
@@ -47,27 +47,33 @@ void Notify::notify_one() noexcept {
 }
 
 void Notify::notify_waiters() noexcept {
-  std::vector<Waker> wakers;
+  // In rounds, waking after each (see WakeBatch). The waiters to wake are the queued ones
+  // whose Notified predates the new generation (a smaller one: concurrent calls may bump it
+  // further meanwhile). They are all ahead of any that queued later:
+  // a Notified from before the bump that is first polled after it completes without queueing.
+  WakeBatch batch;
+  std::uint64_t generation;
   {
     std::lock_guard lock(m_lock);
     // release: a Notified created after this sees the new generation and waits for the next
-    // call; one created before compares unequal. Pairs with the acquire loads in Notified.
-    m_generation.fetch_add(1, std::memory_order_release);
-    while (m_head != nullptr) {
-      NotifyWaiter& head = *m_head;
-      unlink(head);
-      try {
-        if (head.waker) wakers.push_back(std::move(*head.waker));
-      } catch (...) {
-        std::move(*head.waker).wake();  // out of memory: wake under the lock rather than lose it
-      }
-      head.waker.reset();
-      // release: pairs with the acquire load in Notified::poll.
-      head.outcome.store(NotifyWaiter::k_notified_all, std::memory_order_release);
-    }
+    // call; one created before compares unequal. Pairs with the acquire load in Notified.
+    generation = m_generation.fetch_add(1, std::memory_order_release) + 1;
   }
-  for (Waker& waker : wakers)
-    std::move(waker).wake();
+  bool more = true;
+  while (more) {
+    {
+      std::lock_guard lock(m_lock);
+      while (m_head != nullptr && m_head->generation < generation && !batch.full()) {
+        NotifyWaiter& head = *m_head;
+        unlink(head);
+        batch.add(std::move(head.waker));
+        // release: pairs with the acquire load in Notified::poll.
+        head.outcome.store(NotifyWaiter::k_notified_all, std::memory_order_release);
+      }
+      more = m_head != nullptr && m_head->generation < generation;
+    }
+    batch.wake_all();
+  }
 }
 
 bool Notify::poll_waiter(NotifyWaiter& waiter, std::uint64_t generation, bool queued_once,
@@ -87,6 +93,7 @@ bool Notify::poll_waiter(NotifyWaiter& waiter, std::uint64_t generation, bool qu
   }
   if (!queued_once) {
     waiter.waker.swap(stored);
+    waiter.generation = generation;
     waiter.queued = true;
     waiter.prev = m_tail;
     waiter.next = nullptr;
@@ -117,6 +124,7 @@ void Notify::move_waiter(NotifyWaiter& from, NotifyWaiter& to) noexcept {
   // relaxed: under m_lock, like every write of the outcome.
   to.outcome.store(from.outcome.load(std::memory_order_relaxed), std::memory_order_relaxed);
   to.waker = std::exchange(from.waker, std::nullopt);
+  to.generation = from.generation;
   if (!from.queued) return;
   to.prev = from.prev;
   to.next = from.next;

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
-#include <vector>
 
+#include "sync/wake_batch.hpp"
 #include "weft/detail/coop.hpp"
 #include "weft/sync/semaphore.hpp"
 
@@ -15,29 +15,6 @@ namespace weft {
 namespace {
 
 using detail::SemaphoreWaiter;
-
-/// Wakers collected under the lock, woken after it.
-class WakeBatch {
- public:
-  static constexpr std::size_t k_capacity = 16;
-
-  [[nodiscard]] bool full() const noexcept { return m_size == k_capacity; }
-  void add(std::optional<Waker>&& waker) noexcept {
-    if (waker) m_wakers[m_size++].emplace(std::move(*waker));
-    waker.reset();
-  }
-  void wake_all() noexcept {
-    for (std::size_t i = 0; i < m_size; ++i) {
-      std::move(*m_wakers[i]).wake();
-      m_wakers[i].reset();
-    }
-    m_size = 0;
-  }
-
- private:
-  std::array<std::optional<Waker>, k_capacity> m_wakers;
-  std::size_t m_size = 0;
-};
 
 }  // namespace
 
@@ -184,30 +161,29 @@ void Semaphore::release_to_waiters(std::size_t count) noexcept {
 }
 
 void Semaphore::close() noexcept {
-  std::vector<Waker> wakers;
-  {
-    std::lock_guard lock(m_lock);
-    // release: pairs with the acquire in is_closed; the fast paths see it in their CAS.
-    m_state.fetch_or(k_closed, std::memory_order_release);
-    while (m_head != nullptr) {
-      SemaphoreWaiter& head = *m_head;
-      const std::size_t handed = head.requested - head.needed;
-      unlink(head);
-      // relaxed: under m_lock; the closed semaphore's count is only looked at.
-      m_state.fetch_add(handed << k_shift, std::memory_order_relaxed);
-      try {
-        if (head.waker) wakers.push_back(std::move(*head.waker));
-      } catch (...) {
-        // Out of memory: wake this one under the lock rather than lose it.
-        std::move(*head.waker).wake();
+  // In rounds of WakeBatch::k_capacity, so that no waker is woken under the lock and nothing
+  // is allocated; no waiter can queue once the closed bit is set.
+  WakeBatch batch;
+  bool more = true;
+  while (more) {
+    {
+      std::lock_guard lock(m_lock);
+      // release: pairs with the acquire in is_closed; the fast paths see it in their CAS.
+      m_state.fetch_or(k_closed, std::memory_order_release);
+      while (m_head != nullptr && !batch.full()) {
+        SemaphoreWaiter& head = *m_head;
+        const std::size_t handed = head.requested - head.needed;
+        unlink(head);
+        // relaxed: under m_lock; the closed semaphore's count is only looked at.
+        m_state.fetch_add(handed << k_shift, std::memory_order_relaxed);
+        batch.add(std::move(head.waker));
+        // release: pairs with the acquire load in AcquireFuture::poll (see release_to_waiters).
+        head.outcome.store(SemaphoreWaiter::k_closed, std::memory_order_release);
       }
-      head.waker.reset();
-      // release: pairs with the acquire load in AcquireFuture::poll (see release_to_waiters).
-      head.outcome.store(SemaphoreWaiter::k_closed, std::memory_order_release);
+      more = m_head != nullptr;
     }
+    batch.wake_all();
   }
-  for (Waker& waker : wakers)
-    std::move(waker).wake();
 }
 
 AcquireFuture::AcquireFuture(AcquireFuture&& other) noexcept

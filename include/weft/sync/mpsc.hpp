@@ -10,12 +10,14 @@
 //   order (weft::Semaphore underneath). try_send never waits.
 // - recv() yields std::nullopt once every Sender is gone and the queue is drained.
 // - Destroying the Receiver closes the channel: waiting and later sends throw
-//   weft::ChannelClosed, and the messages still queued are destroyed.
+//   weft::ChannelClosed, and the messages still queued are destroyed then (a message a
+//   sender publishes while that happens is destroyed with the channel).
 // - Cancellation-safe: a recv destroyed before it completes has taken nothing; a send
 //   destroyed before it completes has sent nothing (its message is destroyed with it) and
 //   holds no slot. reserve() waits for a slot without giving up a message, for a send that
 //   must be raced against something else without losing the message.
 // - A Sender must outlive its pending send and reserve futures, and the Receiver its recv.
+//   A SendPermit from reserve() counts as a sender of its own and may outlive them all.
 // Thread safety: each Sender, the Receiver and each future is used by one thread at a time;
 // different ones may be used concurrently from any threads.
 //
@@ -80,6 +82,9 @@ class ChannelCore {
   /// Receiver: stores the waker and marks the receiver as waiting. The caller must then check
   /// the head slot and has_senders() once more.
   void register_receiver(const Waker& waker);
+  /// Receiver, when that re-check found a message (or the receiver goes): clears the mark and
+  /// drops the waker, which would otherwise keep the task's memory until the channel goes.
+  void unregister_receiver() noexcept;
   /// Sender, after publishing a slot: wakes the receiver if it sleeps.
   void notify_receiver() noexcept {
     // seq_cst: the sender's half of the Dekker pair (see the top); pairs with the store in
@@ -215,27 +220,49 @@ template <class T>
 class Sender;
 
 /// A reserved slot: send() fills it without waiting; destroying it unused frees the slot.
+/// It counts as a sender and keeps the channel alive, so the receiver does not see the
+/// channel closed while a permit could still send.
 template <class T>
 class [[nodiscard]] SendPermit {
  public:
-  explicit SendPermit(detail::Channel<T>& channel) noexcept : m_channel(&channel) {}
+  /// Adopts one permit already taken from the channel's capacity.
+  explicit SendPermit(detail::Channel<T>& channel) noexcept : m_channel(&channel) {
+    channel.retain();
+    channel.add_sender();
+  }
   SendPermit(SendPermit&& other) noexcept : m_channel(std::exchange(other.m_channel, nullptr)) {}
   SendPermit& operator=(SendPermit&&) = delete;
   SendPermit(const SendPermit&) = delete;
   SendPermit& operator=(const SendPermit&) = delete;
   ~SendPermit() {
-    if (m_channel != nullptr) m_channel->capacity().add_permits(1);
+    if (m_channel == nullptr) return;
+    m_channel->capacity().add_permits(1);
+    leave(m_channel);
   }
 
-  /// Queues the message; the permit is spent. Messages sent after the receiver is gone are
-  /// destroyed with the channel.
+  /// Queues the message; the permit is spent. If the receiver is gone the message is
+  /// destroyed instead, since nobody could receive it.
   template <class U = T>
   void send(U&& value) {
     if (m_channel == nullptr) throw std::logic_error("weft: send on a spent mpsc::SendPermit");
-    std::exchange(m_channel, nullptr)->push(std::forward<U>(value));
+    detail::Channel<T>* channel = std::exchange(m_channel, nullptr);
+    struct Leave {
+      detail::Channel<T>* channel;
+      ~Leave() { SendPermit::leave(channel); }
+    } leave_after{channel};
+    if (channel->capacity().is_closed()) {
+      channel->capacity().add_permits(1);
+      return;
+    }
+    channel->push(std::forward<U>(value));
   }
 
  private:
+  static void leave(detail::Channel<T>* channel) noexcept {
+    channel->remove_sender();
+    detail::release(channel);
+  }
+
   detail::Channel<T>* m_channel;
 };
 
@@ -273,18 +300,27 @@ class [[nodiscard]] SendFuture {
 
   template <class U>
   SendFuture(detail::Channel<T>& channel, U&& value)
-      : m_reserve(channel), m_value(std::forward<U>(value)) {}
+      : m_channel(channel),
+        m_acquire(channel.capacity().acquire(1)),
+        m_value(std::forward<U>(value)) {}
 
   /// Ready once queued; throws ChannelClosed (dropping the message) when the receiver is gone.
   Poll<void> poll(Context& cx) {
-    auto permit = m_reserve.poll(cx);
-    if (permit.is_pending()) return pending;
-    permit.take().send(std::move(m_value));
+    try {
+      auto permit = m_acquire.poll(cx);
+      if (permit.is_pending()) return pending;
+      permit.take().forget();  // spent by the push; the receiver gives it back
+    } catch (const SemaphoreClosed&) {
+      throw ChannelClosed();
+    }
+    // The Sender this came from outlives it, so the channel stays open to senders here.
+    m_channel.push(std::move(m_value));
     return ready();
   }
 
  private:
-  ReserveFuture<T> m_reserve;
+  detail::Channel<T>& m_channel;
+  AcquireFuture m_acquire;
   T m_value;
 };
 
@@ -321,7 +357,7 @@ class Sender {
     if (!ch.capacity().try_take(1)) {
       return ch.capacity().is_closed() ? TrySendStatus::closed : TrySendStatus::full;
     }
-    SendPermit<T>(ch).send(std::forward<U>(value));
+    ch.push(std::forward<U>(value));  // this Sender keeps the channel open meanwhile
     return TrySendStatus::sent;
   }
   /// Waits for a free slot and holds it, without committing a message yet.
@@ -353,8 +389,12 @@ class [[nodiscard]] RecvFuture {
     if (auto value = m_channel.try_pop()) return Poll<std::optional<T>>(std::move(value));
     if (m_channel.has_senders()) {
       m_channel.register_receiver(cx.waker());
-      if (auto value = m_channel.try_pop()) return Poll<std::optional<T>>(std::move(value));
+      if (auto value = m_channel.try_pop()) {
+        m_channel.unregister_receiver();
+        return Poll<std::optional<T>>(std::move(value));
+      }
       if (m_channel.has_senders()) return pending;
+      m_channel.unregister_receiver();
     }
     // Every sender is gone, and published all it sent before leaving.
     return Poll<std::optional<T>>(m_channel.try_pop());
@@ -374,10 +414,16 @@ class Receiver {
     return *this;
   }
   Receiver(const Receiver&) = delete;
-  /// Closes the channel (see the top of this file).
+  /// Closes the channel and destroys the messages queued in it (see the top of this file).
   ~Receiver() {
     if (m_channel == nullptr) return;
     m_channel->capacity().close();
+    m_channel->unregister_receiver();
+    // Destroyed now, not with the channel: a queued message may hold something its sender
+    // waits on (a oneshot for the reply). One published while this drains goes with the
+    // channel.
+    while (m_channel->try_pop()) {
+    }
     detail::release(m_channel);
   }
 

@@ -42,6 +42,7 @@ struct NotifyWaiter {
   NotifyWaiter* prev = nullptr;
   NotifyWaiter* next = nullptr;
   std::optional<Waker> waker;
+  std::uint64_t generation = 0;  ///< its Notified's; queued waiters of older ones come first
   bool queued = false;
   std::atomic<std::uint8_t> outcome{k_waiting};
 };
