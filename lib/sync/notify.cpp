@@ -16,29 +16,22 @@ namespace weft {
 using detail::NotifyWaiter;
 
 Notify::~Notify() {
-  if (m_head != nullptr) {
+  if (!m_waiters.empty()) {
     std::fputs("weft::Notify destroyed while a Notified still waits on it\n", stderr);
     std::abort();
   }
-}
-
-void Notify::unlink(NotifyWaiter& waiter) noexcept {
-  (waiter.prev != nullptr ? waiter.prev->next : m_head) = waiter.next;
-  (waiter.next != nullptr ? waiter.next->prev : m_tail) = waiter.prev;
-  waiter.prev = waiter.next = nullptr;
-  waiter.queued = false;
 }
 
 void Notify::notify_one() noexcept {
   std::optional<Waker> waker;
   {
     std::lock_guard lock(m_lock);
-    if (m_head == nullptr) {
+    if (m_waiters.empty()) {
       m_permit = true;
       return;
     }
-    NotifyWaiter& head = *m_head;
-    unlink(head);
+    NotifyWaiter& head = *m_waiters.front();
+    m_waiters.unlink(head);
     waker = std::exchange(head.waker, std::nullopt);
     // release: pairs with the acquire load in Notified::poll; after it the waiter may be freed.
     head.outcome.store(NotifyWaiter::k_notified_one, std::memory_order_release);
@@ -63,14 +56,14 @@ void Notify::notify_waiters() noexcept {
   while (more) {
     {
       std::lock_guard lock(m_lock);
-      while (m_head != nullptr && m_head->generation < generation && !batch.full()) {
-        NotifyWaiter& head = *m_head;
-        unlink(head);
+      while (!m_waiters.empty() && m_waiters.front()->generation < generation && !batch.full()) {
+        NotifyWaiter& head = *m_waiters.front();
+        m_waiters.unlink(head);
         batch.add(std::move(head.waker));
         // release: pairs with the acquire load in Notified::poll.
         head.outcome.store(NotifyWaiter::k_notified_all, std::memory_order_release);
       }
-      more = m_head != nullptr && m_head->generation < generation;
+      more = !m_waiters.empty() && m_waiters.front()->generation < generation;
     }
     batch.wake_all();
   }
@@ -83,22 +76,18 @@ bool Notify::poll_waiter(NotifyWaiter& waiter, std::uint64_t generation, bool qu
   // relaxed: under m_lock, which every writer of the outcome and the generation holds.
   if (waiter.outcome.load(std::memory_order_relaxed) != NotifyWaiter::k_waiting) return true;
   if (m_generation.load(std::memory_order_relaxed) != generation) {
-    if (waiter.queued) unlink(waiter);
+    if (waiter.queued) m_waiters.unlink(waiter);
     return true;
   }
   if (m_permit) {
     m_permit = false;
-    if (waiter.queued) unlink(waiter);
+    if (waiter.queued) m_waiters.unlink(waiter);
     return true;
   }
   if (!queued_once) {
     waiter.waker.swap(stored);
     waiter.generation = generation;
-    waiter.queued = true;
-    waiter.prev = m_tail;
-    waiter.next = nullptr;
-    (m_tail != nullptr ? m_tail->next : m_head) = &waiter;
-    m_tail = &waiter;
+    m_waiters.push_back(waiter);
   } else if (!waiter.waker->will_wake(waker)) {
     waiter.waker.swap(stored);
   }
@@ -110,7 +99,7 @@ void Notify::cancel(NotifyWaiter& waiter) noexcept {
   {
     std::lock_guard lock(m_lock);
     if (waiter.queued) {
-      unlink(waiter);
+      m_waiters.unlink(waiter);
     } else {
       // relaxed: under m_lock, like every write of the outcome.
       pass_on = waiter.outcome.load(std::memory_order_relaxed) == NotifyWaiter::k_notified_one;
@@ -125,14 +114,7 @@ void Notify::move_waiter(NotifyWaiter& from, NotifyWaiter& to) noexcept {
   to.outcome.store(from.outcome.load(std::memory_order_relaxed), std::memory_order_relaxed);
   to.waker = std::exchange(from.waker, std::nullopt);
   to.generation = from.generation;
-  if (!from.queued) return;
-  to.prev = from.prev;
-  to.next = from.next;
-  to.queued = true;
-  (to.prev != nullptr ? to.prev->next : m_head) = &to;
-  (to.next != nullptr ? to.next->prev : m_tail) = &to;
-  from.prev = from.next = nullptr;
-  from.queued = false;
+  m_waiters.replace(from, to);
 }
 
 Notified::Notified(Notify& notify) noexcept

@@ -27,18 +27,15 @@ Semaphore::Semaphore(std::size_t permits) : m_state(0) {
 }
 
 Semaphore::~Semaphore() {
-  if (m_head != nullptr) {
+  if (!m_waiters.empty()) {
     std::fputs("weft::Semaphore destroyed while an acquire still waits on it\n", stderr);
     std::abort();
   }
 }
 
 void Semaphore::unlink(SemaphoreWaiter& waiter) noexcept {
-  (waiter.prev != nullptr ? waiter.prev->next : m_head) = waiter.next;
-  (waiter.next != nullptr ? waiter.next->prev : m_tail) = waiter.prev;
-  waiter.prev = waiter.next = nullptr;
-  waiter.queued = false;
-  if (m_head == nullptr) {
+  m_waiters.unlink(waiter);
+  if (m_waiters.empty()) {
     // relaxed: under m_lock, which orders it for the other slow paths; the fast paths only
     // test the bit with their CAS.
     m_state.fetch_and(~k_waiters, std::memory_order_relaxed);
@@ -74,11 +71,7 @@ Semaphore::Enqueued Semaphore::take_or_enqueue(SemaphoreWaiter& waiter, std::siz
   waiter.requested = count;
   waiter.needed = count - taken;
   waiter.waker = std::move(stored);
-  waiter.queued = true;
-  waiter.prev = m_tail;
-  waiter.next = nullptr;
-  (m_tail != nullptr ? m_tail->next : m_head) = &waiter;
-  m_tail = &waiter;
+  m_waiters.push_back(waiter);
   return Enqueued::queued;
 }
 
@@ -117,14 +110,7 @@ void Semaphore::move_waiter(SemaphoreWaiter& from, SemaphoreWaiter& to) noexcept
   to.outcome.store(from.outcome.load(std::memory_order_relaxed), std::memory_order_relaxed);
   to.waker = std::move(from.waker);
   from.waker.reset();
-  if (!from.queued) return;
-  to.prev = from.prev;
-  to.next = from.next;
-  to.queued = true;
-  (to.prev != nullptr ? to.prev->next : m_head) = &to;
-  (to.next != nullptr ? to.next->prev : m_tail) = &to;
-  from.prev = from.next = nullptr;
-  from.queued = false;
+  m_waiters.replace(from, to);
 }
 
 void Semaphore::release_to_waiters(std::size_t count) noexcept {
@@ -133,8 +119,8 @@ void Semaphore::release_to_waiters(std::size_t count) noexcept {
     bool finished = false;
     {
       std::lock_guard lock(m_lock);
-      while (m_head != nullptr && !batch.full()) {
-        SemaphoreWaiter& head = *m_head;
+      while (!m_waiters.empty() && !batch.full()) {
+        SemaphoreWaiter& head = *m_waiters.front();
         const std::size_t given = std::min(count, head.needed);
         head.needed -= given;
         count -= given;
@@ -146,7 +132,7 @@ void Semaphore::release_to_waiters(std::size_t count) noexcept {
         // travel with it.
         head.outcome.store(SemaphoreWaiter::k_granted, std::memory_order_release);
       }
-      if (m_head == nullptr) {
+      if (m_waiters.empty()) {
         // unlink cleared k_waiters; what is left goes back to the count.
         // release: pairs with the acquire CAS in try_take and take_or_enqueue.
         m_state.fetch_add(count << k_shift, std::memory_order_release);
@@ -170,8 +156,8 @@ void Semaphore::close() noexcept {
       std::lock_guard lock(m_lock);
       // release: pairs with the acquire in is_closed; the fast paths see it in their CAS.
       m_state.fetch_or(k_closed, std::memory_order_release);
-      while (m_head != nullptr && !batch.full()) {
-        SemaphoreWaiter& head = *m_head;
+      while (!m_waiters.empty() && !batch.full()) {
+        SemaphoreWaiter& head = *m_waiters.front();
         const std::size_t handed = head.requested - head.needed;
         unlink(head);
         // relaxed: under m_lock; the closed semaphore's count is only looked at.
@@ -180,7 +166,7 @@ void Semaphore::close() noexcept {
         // release: pairs with the acquire load in AcquireFuture::poll (see release_to_waiters).
         head.outcome.store(SemaphoreWaiter::k_closed, std::memory_order_release);
       }
-      more = m_head != nullptr;
+      more = !m_waiters.empty();
     }
     batch.wake_all();
   }

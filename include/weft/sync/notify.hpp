@@ -28,6 +28,7 @@
 #include <optional>
 
 #include "weft/detail/spin_lock.hpp"
+#include "weft/detail/waiter_list.hpp"
 #include "weft/future.hpp"
 
 namespace weft {
@@ -94,13 +95,11 @@ class Notify {
                    const Waker& waker);
   void cancel(detail::NotifyWaiter& waiter) noexcept;
   void move_waiter(detail::NotifyWaiter& from, detail::NotifyWaiter& to) noexcept;
-  void unlink(detail::NotifyWaiter& waiter) noexcept;
 
   detail::SpinLock m_lock;
   std::atomic<std::uint64_t> m_generation{0};
-  bool m_permit = false;                   // guarded by m_lock
-  detail::NotifyWaiter* m_head = nullptr;  // guarded by m_lock
-  detail::NotifyWaiter* m_tail = nullptr;  // guarded by m_lock
+  bool m_permit = false;                               // guarded by m_lock
+  detail::WaiterList<detail::NotifyWaiter> m_waiters;  // guarded by m_lock
 };
 
 }  // namespace weft

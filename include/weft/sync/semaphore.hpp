@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "weft/detail/spin_lock.hpp"
+#include "weft/detail/waiter_list.hpp"
 #include "weft/error.hpp"
 #include "weft/future.hpp"
 
@@ -202,8 +203,7 @@ class Semaphore {
 
   std::atomic<std::size_t> m_state;
   detail::SpinLock m_lock;
-  detail::SemaphoreWaiter* m_head = nullptr;  // guarded by m_lock
-  detail::SemaphoreWaiter* m_tail = nullptr;  // guarded by m_lock
+  detail::WaiterList<detail::SemaphoreWaiter> m_waiters;  // guarded by m_lock
 };
 
 inline void SemaphorePermit::reset() noexcept {
