@@ -142,6 +142,20 @@ TEST_SUITE("blocking") {
     detail::block_on_future(*running);  // the call finishes in the background and reports
   }
 
+  TEST_CASE("two calls submitted while one thread idles get a thread each") {
+    Runtime runtime(
+        RuntimeOptions{.workers = 1, .max_blocking_threads = 2, .blocking_queue_capacity = 0});
+    auto warm_up = runtime.spawn_blocking([] {});
+    detail::block_on_future(warm_up);  // leaves one idle thread
+    ThreadGate gate;
+    auto first = runtime.spawn_blocking([&gate] { gate.wait(); });
+    auto second = runtime.spawn_blocking([&gate] { gate.wait(); });
+    CHECK(gate.wait_for_entered(2));  // both run at once, not one after the other
+    gate.open();
+    detail::block_on_future(first);
+    detail::block_on_future(second);
+  }
+
   TEST_CASE("spawn_blocking off a worker is refused with a clear error") {
     CHECK_THROWS_AS((void)spawn_blocking([] { return 1; }), std::logic_error);
   }

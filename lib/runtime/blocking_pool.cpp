@@ -19,7 +19,9 @@ void BlockingPool::submit(std::unique_ptr<BlockingJob> job) noexcept {
   std::unique_lock lock(m_mutex);
   if (!m_shutdown) {
     m_queue.push_back(std::move(job));
-    if (m_idle > 0) {
+    // An idle thread counts as idle until it runs, so compare with the queue: two calls
+    // submitted while one thread idles need a second thread.
+    if (m_queue.size() <= m_idle) {
       m_work.notify_one();
       return;
     }

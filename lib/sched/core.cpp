@@ -63,9 +63,20 @@ RuntimeOptions with_defaults(RuntimeOptions options) {
   if (!options.on_blocking_shutdown_timeout) {
     options.on_blocking_shutdown_timeout = print_blocking_report;
   }
-  if (options.max_blocking_threads == 0) {
-    throw std::invalid_argument("weft::RuntimeOptions: max_blocking_threads must be at least 1");
+  if (options.max_blocking_threads == 0 ||
+      options.max_blocking_threads > Semaphore::k_max_permits / 2 ||
+      options.blocking_queue_capacity > Semaphore::k_max_permits / 2) {
+    throw std::invalid_argument(
+        "weft::RuntimeOptions: max_blocking_threads must be at least 1, and it and "
+        "blocking_queue_capacity at most Semaphore::k_max_permits / 2");
   }
+  // condition_variable::wait_for adds these to now(): a year stands in for "for ever"
+  // without overflowing.
+  constexpr std::chrono::nanoseconds k_forever = std::chrono::hours(24 * 365);
+  options.blocking_keep_alive =
+      std::clamp(options.blocking_keep_alive, std::chrono::nanoseconds::zero(), k_forever);
+  options.blocking_shutdown_timeout =
+      std::clamp(options.blocking_shutdown_timeout, std::chrono::nanoseconds::zero(), k_forever);
   return options;
 }
 
