@@ -72,9 +72,9 @@ TEST_SUITE("waker") {
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // already scheduled
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // running: only NOTIFIED
-    CHECK(state.transition_to_idle() == TaskState::IdleAction::requeue);
+    CHECK(state.transition_to_idle(false) == TaskState::IdleAction::requeue);
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);
-    CHECK(state.transition_to_idle() == TaskState::IdleAction::idle);
+    CHECK(state.transition_to_idle(false) == TaskState::IdleAction::idle);
     CHECK(state.wake_by_ref() == TaskState::WakeAction::submit);   // idle: schedule once
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // and only once
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);
@@ -104,10 +104,60 @@ TEST_SUITE("waker") {
     CHECK(state.wake_by_val() == TaskState::WakeAction::deallocate);
   }
 
+  TEST_CASE("a task only its poller can reach goes through the same states without RMWs") {
+    using Word = TaskState::Word;
+    TaskState state;
+    CHECK_FALSE(state.drop_join_interest());  // detached: the owned list's and the notified
+    CHECK(TaskState::refs_of(state.load(std::memory_order_relaxed)) == 2);
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    Word word = state.load(std::memory_order_relaxed);
+    CHECK((word & TaskState::k_running) != 0);
+    CHECK((word & TaskState::k_notified) == 0);
+    // A self-wake (yield_now): requeued with the poller's reference as the notified one.
+    CHECK(state.transition_to_idle(true) == TaskState::IdleAction::requeue);
+    word = state.load(std::memory_order_relaxed);
+    CHECK((word & (TaskState::k_running | TaskState::k_notified)) == TaskState::k_notified);
+    CHECK(TaskState::refs_of(word) == 2);
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    CHECK(state.transition_to_idle(false) == TaskState::IdleAction::idle);
+    CHECK(TaskState::refs_of(state.load(std::memory_order_relaxed)) == 1);  // the owned list's
+    state.ref_inc();                                                        // a waker
+    CHECK(state.wake_by_val() == TaskState::WakeAction::submit);
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    CHECK(state.complete_detached(2));  // sole owner: the caller frees it
+  }
+
+  TEST_CASE("a self-wake and a wake from elsewhere in one poll make one more run") {
+    TaskState state;
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // another thread: NOTIFIED
+    CHECK(state.transition_to_idle(true) == TaskState::IdleAction::requeue);
+    CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);  // queued already
+    CHECK(state.transition_to_running() == TaskState::RunAction::poll);
+    CHECK(state.transition_to_idle(false) == TaskState::IdleAction::idle);
+    CHECK(TaskState::refs_of(state.load(std::memory_order_relaxed)) == 2);  // list and handle
+  }
+
+  TEST_CASE("a handle dropped while its task waits in a private slot detaches it") {
+    TaskState alone;  // only the spawn's three references: the load-and-store path
+    CHECK_FALSE(alone.drop_join_interest(true));
+    TaskState::Word word = alone.load(std::memory_order_relaxed);
+    CHECK(TaskState::refs_of(word) == 2);
+    CHECK((word & TaskState::k_join_interest) == 0);
+    CHECK((word & TaskState::k_notified) != 0);
+
+    TaskState shared;  // a waker exists too: the read-modify-write path, with the same result
+    shared.ref_inc();
+    CHECK_FALSE(shared.drop_join_interest(true));
+    word = shared.load(std::memory_order_relaxed);
+    CHECK(TaskState::refs_of(word) == 3);
+    CHECK((word & TaskState::k_join_interest) == 0);
+  }
+
   TEST_CASE("abort of an idle task schedules it once, marked cancelled") {
     TaskState state;
     CHECK(state.transition_to_running() == TaskState::RunAction::poll);
-    CHECK(state.transition_to_idle() == TaskState::IdleAction::idle);
+    CHECK(state.transition_to_idle(false) == TaskState::IdleAction::idle);
     CHECK(state.transition_to_cancelled() == TaskState::WakeAction::submit);
     CHECK(state.transition_to_cancelled() == TaskState::WakeAction::nothing);
     CHECK(state.wake_by_ref() == TaskState::WakeAction::nothing);

@@ -8,6 +8,7 @@
 
 #include "sched/worker.hpp"
 #include "task/header.hpp"
+#include "weft/detail/tls_model.hpp"
 
 namespace weft::detail {
 namespace {
@@ -51,7 +52,7 @@ void print_stall(const StallReport& stall) {
       stall.worker);
 }
 
-thread_local std::uint32_t t_wake_tick = 0;
+WEFT_TLS thread_local std::uint32_t t_wake_tick = 0;
 
 RuntimeOptions with_defaults(RuntimeOptions options) {
   if (!options.on_stall) options.on_stall = print_stall;
@@ -84,6 +85,7 @@ RuntimeOptions with_defaults(RuntimeOptions options) {
 
 Core::Core(RuntimeOptions options)
     : m_options(with_defaults(std::move(options))),
+      m_metrics(m_options.enable_metrics),
       m_reactor(new Reactor()),
       m_blocking(std::make_shared<BlockingPool>(
           BlockingPool::Options{m_options.max_blocking_threads, m_options.blocking_queue_capacity,
@@ -122,40 +124,11 @@ void Core::release(std::size_t count) noexcept {
   if (m_refs.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
 }
 
-void Core::retain_for_task() noexcept {
-  Worker* worker = current_worker();
-  if (worker != nullptr && &worker->core() == this) {
-    worker->take_core_reference();
-  } else {
-    retain();
+void Core::schedule_from_outside(TaskHeader* task) noexcept {
+  if (m_metrics && ++t_wake_tick % Worker::k_sample_interval == 0) {
+    task->woken_at = wake_stamp(metrics_now());
   }
-}
-
-void Core::release_for_task() noexcept {
-  Worker* worker = current_worker();
-  if (worker != nullptr && &worker->core() == this) {
-    worker->return_core_reference();
-  } else {
-    release();
-  }
-}
-
-void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
-  // One wake in Worker::k_sample_interval is stamped for the scheduling-delay histogram,
-  // before the push that hands the task to its poller. On a worker the tick is the worker's
-  // (a thread_local costs a call into the TLS resolver in a PIC library).
-  Worker* worker = current_worker();
-  if (worker != nullptr && &worker->core() == this && !is_shutdown()) {
-    if (m_options.enable_metrics && worker->sample_wake()) {
-      task->woken_at = wake_stamp(metrics_now());
-    }
-    worker->schedule_local(task, is_yield);
-  } else {
-    if (m_options.enable_metrics && ++t_wake_tick % Worker::k_sample_interval == 0) {
-      task->woken_at = wake_stamp(metrics_now());
-    }
-    schedule_remote(task);
-  }
+  schedule_remote(task);
 }
 
 void Core::schedule_remote(TaskHeader* task) noexcept {
@@ -203,28 +176,6 @@ void Core::notify_if_work_pending() noexcept {
   if (m_inject.has_tasks()) notify_parked();
 }
 
-void Core::note_spawned() noexcept {
-  if (!m_options.enable_metrics) return;
-  Worker* worker = current_worker();
-  if (worker != nullptr && &worker->core() == this) {
-    worker->stats().spawned.add();
-  } else {
-    // relaxed: a count for snapshots only.
-    m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
-void Core::note_finished() noexcept {
-  if (!m_options.enable_metrics) return;
-  Worker* worker = current_worker();
-  if (worker != nullptr && &worker->core() == this) {
-    worker->stats().finished.add();
-  } else {
-    // relaxed: a count for snapshots only.
-    m_remote_finished.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
 RuntimeMetrics Core::metrics() const {
   RuntimeMetrics out;
   out.workers.reserve(m_workers.size());
@@ -233,12 +184,22 @@ RuntimeMetrics Core::metrics() const {
   for (const auto& worker : m_workers) {
     const WorkerStats& stats = worker->stats();
     WorkerMetrics metrics;
-    metrics.polls = stats.polls.get();
+    // relaxed: a count for snapshots only (the monitor's acquire is not needed here).
+    metrics.polls =
+        m_options.enable_metrics ? stats.poll_sequence.load(std::memory_order_relaxed) / 2 : 0;
     metrics.steal_attempts = stats.steal_attempts.get();
     metrics.steals = stats.steals.get();
     metrics.parks = stats.parks.get();
     metrics.local_queue_depth = worker->queue().len();
-    metrics.busy_time = std::chrono::nanoseconds(stats.busy_ns.get());
+    // A worker that has not parked for a while is busy now: count its open stretch too, or a
+    // saturated worker would read 0% busy until it next parks. The two counters are read
+    // apart, so a park in between may count one stretch twice in this one snapshot.
+    std::uint64_t busy = stats.busy_ns.get();
+    if (const std::uint64_t since = stats.busy_since.get(); since != 0) {
+      const std::uint64_t now = metrics_now();
+      if (now > since) busy += now - since;
+    }
+    metrics.busy_time = std::chrono::nanoseconds(busy);
     stats.poll_duration.add_to(out.poll_duration);
     stats.scheduling_delay.add_to(out.scheduling_delay);
     spawned += stats.spawned.get();

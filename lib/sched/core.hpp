@@ -22,6 +22,8 @@
 #include "sched/idle.hpp"
 #include "sched/inject.hpp"
 #include "sched/stall_monitor.hpp"
+#include "sched/worker.hpp"
+#include "task/header.hpp"
 #include "task/owned_tasks.hpp"
 #include "weft/runtime.hpp"
 
@@ -47,11 +49,16 @@ class Core {
   /// spawning and freeing tasks does not bounce the count's cache line between cores.
   void retain_for_task() noexcept;
   void release_for_task() noexcept;
+  /// retain_for_task and note_spawned in one.
+  void retain_for_spawn() noexcept;
 
   /// Queues a task that holds its notified reference. From one of this core's workers the
   /// task goes to that worker: a wake or spawn into its LIFO slot, a yield (or a task woken
   /// while it ran) to the back of its queue. From anywhere else, into the inject queue.
   void schedule(TaskHeader* task, bool is_yield) noexcept;
+
+  /// This core's worker running on this thread, or null.
+  [[nodiscard]] Worker* own_worker() const noexcept;
 
   /// Wakes a parked worker if none is searching (after work was published with seq_cst).
   void notify_parked() noexcept;
@@ -68,10 +75,10 @@ class Core {
     return m_shutdown.load(std::memory_order_acquire);
   }
 
-  /// Metrics: a task was spawned on / finished on this core (counted per worker on the
-  /// core's own workers, in shared counters elsewhere).
-  void note_spawned() noexcept;
+  /// Metrics: a task finished on this core (counted per worker on the core's own workers, in
+  /// a shared counter elsewhere; spawns are counted by retain_for_spawn).
   void note_finished() noexcept;
+  [[nodiscard]] bool metrics_enabled() const noexcept { return m_metrics; }
   [[nodiscard]] RuntimeMetrics metrics() const;
 
   /// Hands an exception that nobody will observe to the user's handler.
@@ -87,10 +94,14 @@ class Core {
   [[nodiscard]] std::shared_ptr<BlockingPool> blocking_pool() const noexcept { return m_blocking; }
 
  private:
+  /// schedule() off this core's workers, or during shutdown.
+  void schedule_from_outside(TaskHeader* task) noexcept;
   void schedule_remote(TaskHeader* task) noexcept;
   void drain_inject() noexcept;
 
   RuntimeOptions m_options;
+  /// m_options.enable_metrics, beside the hot fields.
+  const bool m_metrics;
   /// Holds one reference; sockets and timers hold the others (the reactor may outlive us).
   Reactor* m_reactor;
   /// Shared with the pool's threads, which may outlive the core (see blocking_pool.hpp).
@@ -110,5 +121,76 @@ class Core {
   std::atomic<bool> m_shutdown_done{false};
   std::mutex m_shutdown_mutex;
 };
+
+// The per-task paths are inline: spawn, wake and free each take them once or twice.
+
+inline Worker* Core::own_worker() const noexcept {
+  Worker* worker = current_worker();
+  return worker != nullptr && &worker->core() == this ? worker : nullptr;
+}
+
+inline void Worker::take_core_reference() noexcept {
+  if (m_core_credit == 0) {
+    m_core.retain(k_core_reference_batch);
+    m_core_credit = k_core_reference_batch;
+  }
+  --m_core_credit;
+}
+
+inline void Worker::return_core_reference() noexcept {
+  if (++m_core_debt == k_core_reference_batch) {
+    m_core_debt = 0;
+    m_core.release(k_core_reference_batch);
+  }
+}
+
+inline void Core::retain_for_task() noexcept {
+  if (Worker* worker = own_worker()) {
+    worker->take_core_reference();
+  } else {
+    retain();
+  }
+}
+
+inline void Core::retain_for_spawn() noexcept {
+  if (Worker* worker = own_worker()) {
+    worker->take_core_reference();
+    if (m_metrics) worker->stats().spawned.add();
+  } else {
+    retain();
+    // relaxed: a count for snapshots only.
+    if (m_metrics) m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+inline void Core::release_for_task() noexcept {
+  if (Worker* worker = own_worker()) {
+    worker->return_core_reference();
+  } else {
+    release();
+  }
+}
+
+inline void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
+  // Wakes made by a sampled poll are stamped for the scheduling-delay histogram, before the
+  // push that hands the task to its poller (sample_wake is false when metrics are off).
+  Worker* worker = own_worker();
+  if (worker == nullptr || is_shutdown()) {
+    schedule_from_outside(task);
+    return;
+  }
+  if (worker->sample_wake()) task->woken_at = wake_stamp(metrics_now());
+  worker->schedule_local(task, is_yield);
+}
+
+inline void Core::note_finished() noexcept {
+  if (!m_metrics) return;
+  if (Worker* worker = own_worker()) {
+    worker->stats().finished.add();
+  } else {
+    // relaxed: a count for snapshots only.
+    m_remote_finished.fetch_add(1, std::memory_order_relaxed);
+  }
+}
 
 }  // namespace weft::detail

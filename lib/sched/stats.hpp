@@ -42,6 +42,10 @@ class OwnerCounter {
     // relaxed: single writer (the owner); readers only want a recent value.
     m_value.store(m_value.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
   }
+  void set(std::uint64_t value) noexcept {
+    // relaxed: as for add.
+    m_value.store(value, std::memory_order_relaxed);
+  }
   [[nodiscard]] std::uint64_t get() const noexcept {
     // relaxed: see add.
     return m_value.load(std::memory_order_relaxed);
@@ -66,17 +70,21 @@ class OwnerHistogram {
 };
 
 struct alignas(64) WorkerStats {
-  OwnerCounter polls;
   OwnerCounter steal_attempts;
   OwnerCounter steals;
   OwnerCounter parks;
+  /// Busy time of the stretches that ended (the worker parked since).
   OwnerCounter busy_ns;
+  /// When the open busy stretch began (metrics clock), or 0 while the worker is parked.
+  OwnerCounter busy_since;
   /// Tasks this worker spawned, and tasks that finished on it.
   OwnerCounter spawned;
   OwnerCounter finished;
   OwnerHistogram poll_duration;
   OwnerHistogram scheduling_delay;
 
+  /// Twice the polls finished, plus one during a poll: the stall monitor's view, and the
+  /// metrics' poll count.
   std::atomic<std::uint64_t> poll_sequence{0};
   std::atomic<SourceLocation> polling_site{};
 };

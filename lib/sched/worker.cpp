@@ -15,8 +15,7 @@
 namespace weft::detail {
 namespace {
 
-thread_local Worker* t_current_worker = nullptr;
-thread_local Core* t_context_core = nullptr;
+WEFT_TLS thread_local Core* t_context_core = nullptr;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -37,11 +36,9 @@ void run_hook(Core& core, const std::function<void()>& hook) noexcept {
 
 }  // namespace
 
-constinit thread_local std::uint32_t t_coop_budget = k_coop_unlimited;
+WEFT_TLS constinit thread_local std::uint32_t t_coop_budget = k_coop_unlimited;
 
-Worker* current_worker() noexcept {
-  return t_current_worker;
-}
+WEFT_TLS thread_local Worker* t_current_worker = nullptr;
 
 Core* current_core() noexcept {
   return t_context_core;
@@ -67,14 +64,14 @@ void Worker::run() {
   name.resize(std::min<std::size_t>(name.size(), 15));
   ::pthread_setname_np(::pthread_self(), name.c_str());
   run_hook(m_core, m_core.options().on_thread_start);
-  if (m_metrics) m_busy_since = metrics_now();
+  if (m_metrics) m_stats.busy_since.set(metrics_now());
 
   while (!m_core.is_shutdown()) {
     if (TaskHeader* task = next_task()) {
       run_with_lifo(task);
     } else if (TaskHeader* stolen = steal_work()) {
       run_with_lifo(stolen);
-    } else if (TaskHeader* late = spin_for_work()) {
+    } else if (TaskHeader* late = retry_before_park()) {
       run_with_lifo(late);
     } else {
       park();
@@ -92,24 +89,9 @@ void Worker::run() {
   if (unsettled != 0) m_core.release(unsettled);
 }
 
-void Worker::take_core_reference() noexcept {
-  if (m_core_credit == 0) {
-    m_core.retain(k_core_reference_batch);
-    m_core_credit = k_core_reference_batch;
-  }
-  --m_core_credit;
-}
-
-void Worker::return_core_reference() noexcept {
-  if (++m_core_debt == k_core_reference_batch) {
-    m_core_debt = 0;
-    m_core.release(k_core_reference_batch);
-  }
-}
-
 TaskHeader* Worker::next_task() {
-  ++m_tick;
-  if (m_tick % k_inject_interval == 0) {
+  if (--m_ticks_to_inject_check == 0) {
+    m_ticks_to_inject_check = k_inject_interval;
     // Readiness that arrived while every worker was busy: its tasks join this queue.
     m_core.reactor().poll_without_blocking();
     if (TaskHeader* task = m_core.inject().pop(m_inject_token)) {
@@ -157,19 +139,17 @@ TaskHeader* Worker::steal_work() {
   return pull_from_inject();
 }
 
-TaskHeader* Worker::spin_for_work() {
-  // Only a searcher spins, so at most half the workers burn CPU while idle, and only for
-  // k_spin_before_park after their last task. While it spins it counts as searching, so
-  // producers skip the futex wake: on a virtual machine a sleeping vCPU takes tens of
-  // microseconds to wake, far longer than the spin.
+TaskHeader* Worker::retry_before_park() {
+  // A searcher that found nothing pauses briefly and looks once more, so that work published
+  // while its round ran (a wake racing the round) is taken without a park and an unpark. It
+  // does not spin for longer: on two cores a spinning worker holds the CPU that the thread
+  // about to produce the work needs (chained_spawn's hand-offs took longer with a 50 us
+  // spin, not shorter), and a server pays for every microsecond of it in CPU per request
+  // (the greeter's CPU per dialog fell by about a sixth without it; docs/benchmarks.md).
   if (!m_searching) return nullptr;
-  const auto deadline = std::chrono::steady_clock::now() + k_spin_before_park;
-  do {
-    for (int i = 0; i < 64; ++i)
-      cpu_relax();
-    if (TaskHeader* task = steal_work()) return task;
-  } while (!m_core.is_shutdown() && std::chrono::steady_clock::now() < deadline);
-  return nullptr;
+  for (std::uint32_t i = 0; i < k_pauses_before_retry; ++i)
+    cpu_relax();
+  return steal_work();
 }
 
 void Worker::run_with_lifo(TaskHeader* task) {
@@ -199,37 +179,48 @@ void Worker::poll_task(TaskHeader* task) {
   // release: orders the previous poll's even sequence before the new site; pairs with the
   // acquire load of the site in StallMonitor::check.
   m_stats.polling_site.store(task->spawned_at, std::memory_order_release);
+  // relaxed: only this thread writes the sequence.
   const std::uint64_t sequence = m_stats.poll_sequence.load(std::memory_order_relaxed);
   // release: pairs with the acquire load in StallMonitor::check.
   m_stats.poll_sequence.store(sequence + 1, std::memory_order_release);
   t_coop_budget = k_coop_budget;
-  if (!m_metrics) {
-    run_task(task);
+  RunOutcome outcome;
+  // The sequence doubles as the poll counter (polls = sequence / 2) and as the sampling tick:
+  // one poll in k_sample_interval is timed, and so are the wakes it makes (sample_wake), and
+  // the polls those wakes lead to (a stamped woken_at). Those polls' own wakes are not
+  // stamped, or a chain of wakes would time every poll after the first.
+  if (m_metrics && (task->woken_at != 0 || (sequence & (2 * k_sample_interval - 1)) == 0)) {
+    const std::uint32_t woken_at = std::exchange(task->woken_at, 0);
+    m_timing_wakes = woken_at == 0;
+    const std::uint64_t start = metrics_now();
+    if (woken_at != 0) m_stats.scheduling_delay.record(since_stamp(woken_at, start));
+    outcome = run_task(task);  // may free the task
+    const std::uint64_t end = metrics_now();
+    m_stats.poll_duration.record(end - start);
+    if (outcome == RunOutcome::requeue && m_timing_wakes) task->woken_at = wake_stamp(end);
+    m_timing_wakes = false;
   } else {
-    m_stats.polls.add();
-    const std::uint32_t woken_at = task->woken_at;
-    if (woken_at != 0) task->woken_at = 0;  // a store only when sampled
-    const bool timed = woken_at != 0 || ++m_sample_tick % k_sample_interval == 0;
-    if (!timed) {
-      run_task(task);  // may free the task
-    } else {
-      const std::uint64_t start = metrics_now();
-      if (woken_at != 0) m_stats.scheduling_delay.record(since_stamp(woken_at, start));
-      run_task(task);
-      m_stats.poll_duration.record(metrics_now() - start);
-    }
+    outcome = run_task(task);
   }
   t_coop_budget = k_coop_unlimited;
   // release: the monitor sees the poll over; pairs with the acquire load in check.
   m_stats.poll_sequence.store(sequence + 2, std::memory_order_release);
+  if (outcome == RunOutcome::requeue) {
+    requeue(task);
+  } else if (outcome == RunOutcome::finished && m_metrics) {
+    m_stats.finished.add();
+  }
 }
 
-void Worker::schedule_local(TaskHeader* task, bool is_yield) noexcept {
-  if (!is_yield) {
-    TaskHeader* previous = std::exchange(m_lifo, task);
-    if (previous == nullptr) return;  // the slot is not stealable, so waking others is useless
-    task = previous;
+void Worker::requeue(TaskHeader* task) noexcept {
+  if (m_core.is_shutdown()) {
+    m_core.schedule(task, true);  // the inject queue, which shutdown drains
+    return;
   }
+  schedule_local(task, true);
+}
+
+void Worker::push_back_and_notify(TaskHeader* task) noexcept {
   // Only the push that makes the queue non-empty needs to look for a parked worker: if a
   // worker parked after that push's check, its last-searcher re-check found the queue
   // non-empty (or found it emptied, and then the next push is again a first one). Later
@@ -249,7 +240,8 @@ void Worker::push_back(TaskHeader* task) noexcept {
 void Worker::park() {
   if (m_metrics) {
     m_stats.parks.add();
-    m_stats.busy_ns.add(metrics_now() - m_busy_since);
+    m_stats.busy_ns.add(metrics_now() - m_stats.busy_since.get());
+    m_stats.busy_since.set(0);
   }
   const bool last_searcher = m_core.idle().transition_worker_to_parked(m_index, m_searching);
   m_searching = false;
@@ -267,7 +259,7 @@ void Worker::park() {
       break;
     }
   }
-  if (m_metrics) m_busy_since = metrics_now();
+  if (m_metrics) m_stats.busy_since.set(metrics_now());
 }
 
 TaskHeader* Worker::drain_one() noexcept {

@@ -1,7 +1,7 @@
 // One worker thread: its run queue, LIFO slot, parker and loop.
 //
 // Invariants
-// - The LIFO slot, the tick, the searching flag, the core-reference batch and the inject
+// - The LIFO slot, the tick countdown, the searching flag, the core-reference batch and the inject
 //   consumer token belong to the worker's thread; other threads touch only `queue()` (to steal) and
 //   `parker()` (to unpark).
 // - Before parking, the worker holds no task: its LIFO slot and queue are empty. Between
@@ -14,11 +14,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "sched/inject.hpp"
 #include "sched/local_queue.hpp"
 #include "sched/parker.hpp"
 #include "sched/stats.hpp"
+#include "weft/detail/tls_model.hpp"
 
 namespace weft::detail {
 
@@ -32,8 +34,9 @@ class Worker {
   static constexpr std::uint32_t k_inject_interval = 61;
   static constexpr std::size_t k_inject_batch = 64;
   static constexpr std::size_t k_core_reference_batch = 256;
-  /// How long a searching worker keeps looking before it parks.
-  static constexpr std::chrono::microseconds k_spin_before_park{50};
+  /// How long (in pause instructions, a few microseconds) a searcher that found nothing waits
+  /// before its last look for work; see retry_before_park.
+  static constexpr std::uint32_t k_pauses_before_retry = 64;
   /// One poll (and one wake) in this many is timed for the metrics' histograms. A clock read
   /// costs about 25 ns on a virtual machine; at 1 in 128 that is 0.4 ns per poll.
   static constexpr std::uint32_t k_sample_interval = 128;
@@ -44,20 +47,32 @@ class Worker {
 
   /// The thread body.
   void run();
-  /// Owner thread only: see Core::schedule.
-  void schedule_local(TaskHeader* task, bool is_yield) noexcept;
+  /// Owner thread only: see Core::schedule. A wake or spawn goes to the LIFO slot; what the
+  /// slot held before, or a yield, goes to the back of the queue.
+  void schedule_local(TaskHeader* task, bool is_yield) noexcept {
+    if (!is_yield) {
+      task = std::exchange(m_lifo, task);
+      if (task == nullptr) return;  // the slot is not stealable, so waking others is useless
+    }
+    push_back_and_notify(task);
+  }
 
   [[nodiscard]] Core& core() noexcept { return m_core; }
+  /// Owner thread only: `task` waits in this worker's LIFO slot, which no other thread takes
+  /// tasks from.
+  [[nodiscard]] bool holds_in_lifo(const TaskHeader* task) const noexcept { return m_lifo == task; }
   [[nodiscard]] Queue& queue() noexcept { return m_queue; }
   [[nodiscard]] Parker& parker() noexcept { return m_parker; }
   /// Written by the owner; any thread may read (see sched/stats.hpp).
   [[nodiscard]] WorkerStats& stats() noexcept { return m_stats; }
   [[nodiscard]] const WorkerStats& stats() const noexcept { return m_stats; }
-  /// Owner thread only: whether to stamp this wake for the scheduling-delay histogram.
-  [[nodiscard]] bool sample_wake() noexcept { return ++m_wake_tick % k_sample_interval == 0; }
+  /// Owner thread only: whether to stamp this wake for the scheduling-delay histogram (it is
+  /// made by a poll that is being timed; see poll_task).
+  [[nodiscard]] bool sample_wake() const noexcept { return m_timing_wakes; }
 
   /// Owner thread only: hand out, or take back, one task's reference to the core, from the
-  /// worker's batch. The batch is settled with the core when the worker exits.
+  /// worker's batch. The batch is settled with the core when the worker exits. Defined in
+  /// sched/core.hpp, beside the Core they count.
   void take_core_reference() noexcept;
   void return_core_reference() noexcept;
 
@@ -67,12 +82,15 @@ class Worker {
  private:
   TaskHeader* next_task();
   TaskHeader* steal_work();
-  TaskHeader* spin_for_work();
+  TaskHeader* retry_before_park();
   TaskHeader* pull_from_inject();
   void run_with_lifo(TaskHeader* task);
   /// Runs one task, counting and (one poll in k_sample_interval) timing it.
   void poll_task(TaskHeader* task);
+  /// A task woken during its own poll goes behind the queued tasks (Core::schedule, inlined).
+  void requeue(TaskHeader* task) noexcept;
   void push_back(TaskHeader* task) noexcept;
+  void push_back_and_notify(TaskHeader* task) noexcept;
   void park();
   std::uint32_t next_random() noexcept;
 
@@ -82,7 +100,9 @@ class Worker {
   Parker m_parker;
   Inject::Queue::consumer_token_t m_inject_token;
   TaskHeader* m_lifo = nullptr;
-  std::uint32_t m_tick = 0;
+  /// Counts down the ticks to the next periodic inject check (a countdown, not a modulo: it
+  /// runs on every tick).
+  std::uint32_t m_ticks_to_inject_check = k_inject_interval;
   std::uint32_t m_rng;
   bool m_searching = false;
   /// Core references taken in a batch and not yet handed to a task.
@@ -90,15 +110,18 @@ class Worker {
   /// Core references of freed tasks not yet returned to the core.
   std::size_t m_core_debt = 0;
   const bool m_metrics;
-  std::uint32_t m_sample_tick = 0;
-  std::uint32_t m_wake_tick = 0;
-  /// When the worker last left park (metrics clock), for busy_time.
-  std::uint64_t m_busy_since = 0;
+  /// The poll in progress is a sampled one, so the wakes it makes are stamped.
+  bool m_timing_wakes = false;
   WorkerStats m_stats;
 };
 
-/// The worker running on this thread, or null.
-[[nodiscard]] Worker* current_worker() noexcept;
+/// Set by Worker::run for its thread's lifetime; read through current_worker().
+WEFT_TLS extern thread_local Worker* t_current_worker;
+
+/// The worker running on this thread, or null. Inline: spawn, wake and free ask on every call.
+[[nodiscard]] inline Worker* current_worker() noexcept {
+  return t_current_worker;
+}
 
 /// Makes `core` the one weft::spawn uses on this thread while it lives: set on workers, and
 /// on the thread that runs shutdown, so that destructors of cancelled tasks may spawn.

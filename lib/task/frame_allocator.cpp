@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "weft/detail/tls_model.hpp"
+
 namespace weft::detail {
 namespace {
 
@@ -50,7 +52,7 @@ Registry& registry() {
   return *instance;
 }
 
-thread_local FrameCache* t_cache = nullptr;
+WEFT_TLS thread_local FrameCache* t_cache = nullptr;
 
 /// Hands the thread's cache to the registry when the thread exits.
 struct CacheReleaser {
@@ -61,7 +63,7 @@ struct CacheReleaser {
     reg.orphans.push_back(std::exchange(t_cache, nullptr));
   }
 };
-thread_local CacheReleaser t_releaser;
+WEFT_TLS thread_local CacheReleaser t_releaser;
 
 FrameCache* this_thread_cache() {
   if (t_cache != nullptr) return t_cache;

@@ -7,11 +7,13 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "sched/core.hpp"
 #include "sched/worker.hpp"
 #include "task/frame_allocator.hpp"
 #include "weft/detail/raw_task.hpp"
+#include "weft/detail/tls_model.hpp"
 
 namespace weft::detail {
 namespace {
@@ -20,6 +22,10 @@ void die(const char* message) noexcept {
   std::fprintf(stderr, "weft: fatal: %s\n", message);
   std::abort();
 }
+
+/// The task this thread is polling, and whether that poll woke it (see waker_wake_by_ref).
+WEFT_TLS thread_local TaskHeader* t_polling = nullptr;
+WEFT_TLS thread_local bool t_woken_by_self = false;
 
 /// A Waker over a task that holds no reference: the scheduler's own, lent to one poll.
 union BorrowedWaker {
@@ -58,10 +64,10 @@ void drop_result(TaskHeader* task) noexcept {
 }
 
 /// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING. Drops
-/// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more.
+/// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more. The
+/// metrics' finished count is the caller's: run_task's worker counts its own outcomes.
 void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
   task->outcome_cancelled = cancelled;
-  task->core->note_finished();
   // Unlink before COMPLETE: after it the join handle may free the task. owned_linked is only
   // written by the holder of RUNNING (or by shutdown, when no worker runs), so this read is
   // safe without the shard lock.
@@ -108,6 +114,13 @@ void waker_wake(const void* data) noexcept {
 
 void waker_wake_by_ref(const void* data) noexcept {
   auto* task = static_cast<TaskHeader*>(const_cast<void*>(data));
+  if (task == t_polling) {
+    // A poll that wakes its own task (yield_now, the cooperative budget) on the poller's
+    // thread: the poller requeues it when the poll returns (transition_to_idle), so the word
+    // is left alone. The flag is this thread's, so no other thread races with it.
+    t_woken_by_self = true;
+    return;
+  }
   if (task->state.wake_by_ref() == TaskState::WakeAction::submit) schedule(task, false);
 }
 
@@ -142,21 +155,24 @@ void release_task(TaskHeader* task, TaskState::Word count) noexcept {
   if (task->state.ref_dec(count)) deallocate(task);
 }
 
-void run_task(TaskHeader* task) noexcept {
+RunOutcome run_task(TaskHeader* task) noexcept {
   if (task->state.transition_to_running() == TaskState::RunAction::cancel) {
     destroy_frame(task);
     complete(task, true, 1);
-    return;
+    return RunOutcome::finished;
   }
   bool done;
+  TaskHeader* const outer = std::exchange(t_polling, task);  // a poll never nests; be safe
   {
     BorrowedWaker waker(task);
     Context cx(waker.waker);
     done = task->promise->own_root().poll(cx);
   }
+  t_polling = outer;
+  const bool woken_by_self = std::exchange(t_woken_by_self, false);
   if (done) {
     complete(task, false, 1);
-    return;
+    return RunOutcome::finished;
   }
   // The task will wait on a waker, where no queue can find it: link it now (still under
   // RUNNING), so that shutdown can cancel it. Tasks that finish in their first poll never
@@ -164,12 +180,15 @@ void run_task(TaskHeader* task) noexcept {
   if (!task->owned_linked && !task->core->owned().insert(task)) {
     die("a worker polled a task after the owned-task list closed");
   }
-  if (task->state.transition_to_idle() == TaskState::IdleAction::requeue) schedule(task, true);
+  return task->state.transition_to_idle(woken_by_self) == TaskState::IdleAction::requeue
+             ? RunOutcome::requeue
+             : RunOutcome::waiting;
 }
 
 void shutdown_task(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
     destroy_frame(task);
+    task->core->note_finished();
     complete(task, true, 0);  // drops the owned list's reference; pop() unlinked the task
   } else {
     release_task(task);  // the owned list's reference
@@ -179,6 +198,7 @@ void shutdown_task(TaskHeader* task) noexcept {
 void discard_queued(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
     destroy_frame(task);
+    task->core->note_finished();
     complete(task, true, 1);  // the notified reference too
   } else {
     release_task(task);  // already finished: only the notified reference is left
@@ -215,14 +235,14 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
   task->frame_destroyed = false;
   task->outcome_cancelled = false;
   promise.start_as_root(frame);
-  core->retain_for_task();
-  core->note_spawned();
+  core->retain_for_spawn();
 
   if (core->is_shutdown()) {
     // The runtime is shutting down: the task is cancelled before it starts. This thread holds
     // the notified reference, so it may take RUNNING.
     (void)task->state.transition_to_running();
     destroy_frame(task);
+    core->note_finished();
     complete(task, true, 1);  // the notified reference, and the owned list's
     return task;
   }
@@ -261,7 +281,11 @@ PromiseBase& promise_of(TaskHeader* task) noexcept {
 }
 
 void join_drop(TaskHeader* task) noexcept {
-  if (!task->state.drop_join_interest()) return;  // detached; the reference went with it
+  // A handle dropped right after its spawn on a worker finds the task in that worker's LIFO
+  // slot, where no thief can take it (see drop_join_interest).
+  const Worker* worker = current_worker();
+  const bool in_private_slot = worker != nullptr && worker->holds_in_lifo(task);
+  if (!task->state.drop_join_interest(in_private_slot)) return;  // detached; ref went with it
   drop_result(task);
   release_task(task);
 }

@@ -76,9 +76,16 @@ inline void* TaskHeader::frame() noexcept {
 /// The waker of a task: its data is the TaskHeader, and it holds one reference.
 extern const WakerVTable k_task_waker_vtable;
 
+enum class [[nodiscard]] RunOutcome{
+    finished,  ///< completed or cancelled (the caller counts it); the caller's reference is gone
+    waiting,   ///< left waiting on a waker; the caller's reference is gone
+    requeue,   ///< woken during its poll: the caller keeps the notified reference and must
+               ///< schedule the task again, behind the tasks already queued (as a yield)
+};
+
 /// Runs one scheduled task on this thread: polls it, or cancels it when it was aborted. The
-/// caller hands over the notified reference.
-void run_task(TaskHeader* task) noexcept;
+/// caller hands over the notified reference, and gets it back only with `requeue`.
+RunOutcome run_task(TaskHeader* task) noexcept;
 
 /// Shutdown: cancels a task taken from the owned list (which no longer holds it), unless it
 /// already finished.

@@ -21,6 +21,18 @@
 //   notified reference, and each Waker. The memory is freed when it reaches zero.
 //
 // Every transition is one read-modify-write that returns what the caller must do next.
+//
+// Sole ownership. A thread can only reach the word through a reference, so when the word
+// shows that the caller's references are all there are, nobody else can read or change it
+// until the caller makes a new one (a waker clone, which only the poller can do). The poller,
+// the completer and the JoinHandle then skip the read-modify-write and use a load and a store:
+// a detached task that spawns, yields or finishes without handing out a waker (the common
+// fire-and-forget case) pays no locked instruction on its state. The load is an acquire: it
+// pairs with the release of the read-modify-write that dropped the last other reference, so
+// that owner's writes happen before the caller's. The store may be relaxed where the word is
+// next read by this thread or through a queue hand-off, whose release/acquire orders it.
+// The owned list's reference counts as present from spawn to completion, but no thread
+// touches the word through it while workers run (shutdown uses it only after joining them).
 #pragma once
 
 #include <atomic>
@@ -68,29 +80,53 @@ class TaskState {
 
   [[nodiscard]] Word load(std::memory_order order) const noexcept { return m_word.load(order); }
 
+  /// The references counted in `word`.
+  [[nodiscard]] static constexpr Word refs_of(Word word) noexcept { return word >> 6; }
+  /// References of a task that only its poller can reach: the owned list's and the notified
+  /// one (no JoinHandle, no waker).
+  static constexpr Word k_poller_alone_refs = 2;
+
   /// Poller, holding the notified reference: NOTIFIED -> RUNNING.
   RunAction transition_to_running() noexcept {
     // acquire: pairs with the release in the wake or spawn that scheduled the task, so the
-    // frame written by the previous poller is visible here.
-    Word prev = m_word.fetch_xor(k_notified | k_running, std::memory_order_acquire);
+    // frame written by the previous poller is visible here (the queue hand-off orders it too).
+    Word prev = m_word.load(std::memory_order_acquire);
+    if (refs_of(prev) == k_poller_alone_refs) {
+      // Sole owner (see the top of this file). relaxed: read next by this thread only.
+      m_word.store(prev ^ (k_notified | k_running), std::memory_order_relaxed);
+    } else {
+      // acquire: as above.
+      prev = m_word.fetch_xor(k_notified | k_running, std::memory_order_acquire);
+    }
     return (prev & k_cancelled) != 0 ? RunAction::cancel : RunAction::poll;
   }
 
   /// Poller, after a pending poll: RUNNING -> idle, or requeue if woken during the poll.
-  IdleAction transition_to_idle() noexcept {
-    // relaxed: only a first guess; the CAS below validates it and orders the transition.
-    Word prev = m_word.load(std::memory_order_relaxed);
+  /// `woken_by_self` says the poll woke its own task on the poller's thread (yield_now, the
+  /// cooperative budget), which the waker recorded there instead of setting NOTIFIED.
+  IdleAction transition_to_idle(bool woken_by_self) noexcept {
+    // acquire: pairs with the release of a wake during the poll, and of the drop of the last
+    // other reference when the fast path below is taken.
+    Word prev = m_word.load(std::memory_order_acquire);
     for (;;) {
       Word next = prev & ~k_running;
       IdleAction action = IdleAction::requeue;
-      if ((prev & k_notified) == 0) {
+      if (woken_by_self) {
+        next |= k_notified;  // the poller's reference becomes the notified reference
+      } else if ((prev & k_notified) == 0) {
         next -= k_ref_one;  // the owned list still holds a reference, so this is not the last
         action = IdleAction::idle;
+      }
+      if (refs_of(prev) == k_poller_alone_refs) {
+        // Sole owner. release: publishes the frame to the next poller, who reaches the task
+        // through a queue (pairs with its acquire load in transition_to_running).
+        m_word.store(next, std::memory_order_release);
+        return action;
       }
       // acq_rel: release publishes the frame to the next poller (pairs with the acquire in
       // transition_to_running); acquire pairs with the release of a wake during the poll.
       if (m_word.compare_exchange_weak(prev, next, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed)) {
+                                       std::memory_order_acquire)) {
         return action;
       }
     }
@@ -108,6 +144,10 @@ class TaskState {
   /// been destroyed: RUNNING -> COMPLETE and drop `count` references, in one step. Returns
   /// true when they were the last.
   [[nodiscard]] bool complete_detached(Word count) noexcept {
+    // acquire: pairs with the release of whoever dropped the last other reference.
+    if (refs_of(m_word.load(std::memory_order_acquire)) == count) {
+      return true;  // sole owner: the caller frees the task, so nothing needs writing
+    }
     // acq_rel: as transition_to_complete plus ref_dec; the wrapping sum sets COMPLETE, clears
     // RUNNING (known set) and subtracts the references.
     Word prev =
@@ -245,12 +285,22 @@ class TaskState {
   /// result, must destroy it, and still holds its reference. Otherwise the task is detached
   /// and the handle's reference is dropped in the same step (never the last one: the owned
   /// list holds one until completion).
-  bool drop_join_interest() noexcept {
+  /// `in_private_slot`: the task waits in the caller's LIFO slot, which no other thread can
+  /// take it from. If the word also shows only the spawn's references (the owned list's, the
+  /// handle's and the notified one: no waker exists), nobody else can reach the task, and
+  /// the step is a load and a store.
+  bool drop_join_interest(bool in_private_slot = false) noexcept {
     // acquire (here and on failure): pairs with the release in transition_to_complete, so a
     // handle that finds the task complete sees its result.
     Word prev = m_word.load(std::memory_order_acquire);
     for (;;) {
       if ((prev & k_complete) != 0) return true;
+      if (in_private_slot && refs_of(prev) == refs_of(k_initial)) {
+        // relaxed: the task is next reached through a queue hand-off, which orders this.
+        m_word.store((prev & ~(k_join_interest | k_join_waker)) - k_ref_one,
+                     std::memory_order_relaxed);
+        return false;
+      }
       // release on success: the handle's last writes (the join waker) happen before whoever
       // frees the task; pairs with the acq_rel of the final ref_dec.
       if (m_word.compare_exchange_weak(prev, (prev & ~(k_join_interest | k_join_waker)) - k_ref_one,

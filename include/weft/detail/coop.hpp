@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "weft/detail/tls_model.hpp"
 #include "weft/waker.hpp"
 
 namespace weft::detail {
@@ -20,7 +21,7 @@ namespace weft::detail {
 inline constexpr std::uint32_t k_coop_budget = 128;
 inline constexpr std::uint32_t k_coop_unlimited = UINT32_MAX;
 
-extern constinit thread_local std::uint32_t t_coop_budget;
+WEFT_TLS extern constinit thread_local std::uint32_t t_coop_budget;
 
 /// For leaf futures that may be ready many times in a row. False when this poll's budget is
 /// spent: the task has been woken, and the caller must return pending without doing anything.
