@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
+#include "io/reactor.hpp"
 #include "support.hpp"
 
 using namespace weft;
@@ -66,8 +69,58 @@ class ArmSleeps {
   int m_count;
 };
 
+/// Polls one Sleep once, so that it registers, and is ready at once.
+struct ArmOne {
+  using Output = void;
+  Sleep& sleep;
+  Poll<void> poll(Context& cx) {
+    (void)sleep.poll(cx);
+    return ready();
+  }
+};
+
 Task<void> arm_sleeps(std::vector<Sleep>& sleeps, int count) {
   co_await ArmSleeps(sleeps, count);
+}
+
+/// Reads once from `stream`, which has nothing to read, so that the socket registers with
+/// the reactor; the read is then dropped, leaving the socket registered and idle.
+struct RegisterSocket {
+  using Output = void;
+  TcpStream& stream;
+  Poll<void> poll(Context& cx) {
+    char byte;
+    auto read = stream.read(std::span<char>(&byte, 1));
+    if (read.poll(cx).is_ready()) throw std::logic_error("a read with nothing sent was ready");
+    return ready();
+  }
+};
+
+/// Appends `count` connected pairs of sockets to `streams`, every one registered.
+Task<void> registered_pairs(std::vector<TcpStream>& streams, int count) {
+  auto listener = TcpListener::bind("127.0.0.1:0");
+  for (int i = 0; i < count; ++i) {
+    streams.push_back(co_await TcpStream::connect(listener.local_addr()));
+    auto accepted = co_await listener.accept();
+    streams.push_back(std::move(accepted.stream));
+  }
+  for (TcpStream& stream : streams)
+    co_await RegisterSocket{stream};
+}
+
+/// How many Sleeps wait in the timer queue of the runtime this task runs on.
+Task<std::size_t> queued_timers() {
+  co_return weft::detail::current_reactor().timers().size();
+}
+
+/// Polls `first` once (registering it), moves it into `second`, and awaits `second`.
+Task<Clock::duration> move_pending(Clock::duration duration) {
+  const auto start = Clock::now();
+  Sleep first = sleep_for(duration);
+  co_await ArmOne{first};
+  Sleep second = std::move(first);
+  co_await second;
+  co_return Clock::now() - start;
 }
 
 }  // namespace
@@ -147,6 +200,66 @@ TEST_SUITE("timer") {
     CHECK(runtime.block_on(body()) == 42);
   }
 
+  TEST_CASE("a pending sleep moved to another object keeps its place and fires once") {
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    CHECK(runtime.block_on(move_pending(5ms)) >= 5ms);
+    CHECK(runtime.block_on(queued_timers()) == 0);
+  }
+
+  TEST_CASE("an earlier sleep armed after a later one still fires at its own deadline") {
+    // The queue's one libuv timer is armed for the hour-long sleep first; the 5 ms one must
+    // re-arm it, or it would wait an hour.
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = []() -> Task<Clock::duration> {
+      Sleep late = sleep_for(1h);
+      co_await ArmOne{late};
+      co_return co_await measure_sleep(5ms);
+    };
+    const Clock::duration slept = runtime.block_on(body());
+    CHECK(slept >= 5ms);
+    CHECK(slept < 5s);  // nowhere near the hour
+  }
+
+  TEST_CASE("dropping the earliest pending sleep lets the next one fire on time") {
+    // The timer was armed for the dropped sleep; its fire finds nothing due and must re-arm
+    // for the next deadline.
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = []() -> Task<Clock::duration> {
+      {
+        Sleep early = sleep_for(2ms);
+        co_await ArmOne{early};
+      }  // dropped before it fires
+      co_return co_await measure_sleep(20ms);
+    };
+    const Clock::duration slept = runtime.block_on(body());
+    CHECK(slept >= 20ms);
+    CHECK(slept < 5s);
+  }
+
+  TEST_CASE("sleeps with shuffled deadlines fire in deadline order and leave the queue empty") {
+    Runtime runtime(RuntimeOptions{.workers = 1});
+    auto body = []() -> Task<bool> {
+      // One task sleeps on all of them in order of deadline, armed in a shuffled order: each
+      // must be ready no earlier than its own deadline, and the queue must be empty after.
+      std::vector<Sleep> sleeps;
+      sleeps.reserve(200);
+      const auto base = Clock::now() + 200ms;  // none due before all are armed
+      for (int i = 0; i < 200; ++i)
+        sleeps.push_back(sleep_until(base + std::chrono::microseconds((i * 7919) % 200 * 100)));
+      for (Sleep& sleep : sleeps)
+        co_await ArmOne{sleep};
+      if (co_await queued_timers() != 200) co_return false;
+      std::sort(sleeps.begin(), sleeps.end(),
+                [](const Sleep& a, const Sleep& b) { return a.deadline() < b.deadline(); });
+      for (Sleep& sleep : sleeps) {
+        co_await sleep;
+        if (Clock::now() < sleep.deadline()) co_return false;
+      }
+      co_return co_await queued_timers() == 0;
+    };
+    CHECK(runtime.block_on(body()));
+  }
+
   TEST_CASE("many concurrent sleeps all complete, none early") {
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = []() -> Task<int> {
@@ -162,10 +275,27 @@ TEST_SUITE("timer") {
     CHECK(runtime.block_on(body()) == 0);
   }
 
-  TEST_CASE("timers still fire while a thread outside the runtime keeps closing timers") {
-    // Dropping a Sleep on the main thread submits a loop op from outside the runtime. A
-    // worker that found the driver token taken by such a passing holder once went to sleep
-    // on its futex, leaving nobody in the loop: the 1 ms sleep below then never ended.
+  TEST_CASE("timers still fire while a thread outside the runtime keeps closing sockets") {
+    // Closing a registered socket on the main thread submits a loop op from outside the
+    // runtime. A worker that found the driver token taken by such a passing holder once went
+    // to sleep on its futex, leaving nobody in the loop: the 1 ms sleep below then never
+    // ended. (Dropping a Sleep made the same op before timers shared one queue.)
+    for (std::size_t workers : {1, 2}) {
+      Runtime runtime(RuntimeOptions{.workers = workers});
+      for (int round = 0; round < 200; ++round) {
+        std::vector<TcpStream> streams;
+        runtime.block_on(registered_pairs(streams, 32));
+        std::atomic<bool> woke{false};
+        auto sleeper = runtime.spawn(set_after(1ms, woke));
+        streams.clear();  // 64 close ops from this thread, racing the workers for the token
+        REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
+                        "a 1 ms sleep did not end within 10 s, in round " << round);
+        sleeper.join();
+      }
+    }
+  }
+
+  TEST_CASE("timers still fire while a thread outside the runtime keeps dropping sleeps") {
     for (std::size_t workers : {1, 2}) {
       Runtime runtime(RuntimeOptions{.workers = workers});
       for (int round = 0; round < 1000; ++round) {

@@ -1,10 +1,11 @@
 // Timers: weft::sleep_for, weft::sleep_until and weft::timeout.
 //
-// A Sleep is a Future that is ready once steady_clock reaches its deadline. It arms a timer on
-// the runtime's libuv loop at its first pending poll, so it must be awaited inside a weft
-// runtime. Dropping it before it is ready cancels the timer. Resolution: libuv counts whole
-// milliseconds; a Sleep never completes before its deadline, and usually within a
-// millisecond after it (later when every worker is busy).
+// A Sleep is a Future that is ready once steady_clock reaches its deadline. At its first
+// pending poll it joins the runtime's timer queue, which one libuv timer watches, so it must
+// be awaited inside a weft runtime; it allocates nothing. Dropping it before it is ready
+// takes it out of the queue. Resolution: libuv counts whole milliseconds; a Sleep never
+// completes before its deadline, and usually within a millisecond after it (later when
+// every worker is busy).
 //
 // weft::timeout(duration, future) races `future` against a Sleep inside one task: the value
 // if the future is ready first, otherwise weft::TimedOut is thrown and the future is dropped
@@ -15,23 +16,20 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/timer_node.hpp"
 #include "weft/error.hpp"
 #include "weft/future.hpp"
 
 namespace weft {
-
-namespace detail {
-class TimerEntry;
-}
 
 class [[nodiscard]] Sleep {
  public:
   using Clock = std::chrono::steady_clock;
   using Output = void;
 
-  explicit Sleep(Clock::time_point deadline) noexcept : m_deadline(deadline) {}
-  Sleep(Sleep&& other) noexcept
-      : m_deadline(other.m_deadline), m_entry(std::exchange(other.m_entry, nullptr)) {}
+  explicit Sleep(Clock::time_point deadline) noexcept { m_node.deadline = deadline; }
+  /// A pending Sleep may be moved (its registration moves with it), by its owner's thread.
+  Sleep(Sleep&& other) noexcept;
   Sleep& operator=(Sleep&& other) noexcept;
   Sleep(const Sleep&) = delete;
   Sleep& operator=(const Sleep&) = delete;
@@ -39,14 +37,16 @@ class [[nodiscard]] Sleep {
 
   Poll<void> poll(Context& cx);
 
-  [[nodiscard]] Clock::time_point deadline() const noexcept { return m_deadline; }
-  [[nodiscard]] bool is_elapsed() const noexcept { return Clock::now() >= m_deadline; }
+  [[nodiscard]] Clock::time_point deadline() const noexcept { return m_node.deadline; }
+  [[nodiscard]] bool is_elapsed() const noexcept { return Clock::now() >= m_node.deadline; }
 
  private:
-  void cancel() noexcept;
+  void cancel() noexcept {
+    if (m_node.queue != nullptr) deregister();
+  }
+  void deregister() noexcept;
 
-  Clock::time_point m_deadline;
-  detail::TimerEntry* m_entry = nullptr;
+  detail::TimerNode m_node;
 };
 
 /// Ready after `duration` (steady_clock).

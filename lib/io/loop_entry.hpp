@@ -1,5 +1,6 @@
-// The lifetime that TimerEntry and SignalEntry share: a uv handle on the reactor's loop that a
-// future owns, and the protocol that frees it.
+// The lifetime of a uv handle on the reactor's loop that a future owns (SignalEntry's), and
+// the protocol that frees it. Kept apart from SignalEntry because the protocol is the subtle
+// part: the owner and the loop each hold a reference, and either may go last.
 //
 // Invariants
 // - Two references: the owner's (the future; ended by close_and_release) and the loop's

@@ -19,14 +19,16 @@ Reactor::Reactor() {
     ::uv_loop_close(&m_loop);
     throw uv_error(rc, "uv_async_init");
   }
+  m_timers.init(&m_loop);
   m_ops.reserve(64);
   m_draining.reserve(64);
 }
 
 Reactor::~Reactor() {
-  // Every timer and signal held a reference, so only the wake-up handle and the pooled (all
-  // stopped) poll handles are left to close.
+  // Every Sleep and signal held a reference, so only the wake-up handle, the timer queue's
+  // handle (its queue empty) and the pooled (all stopped) poll handles are left to close.
   ::uv_close(reinterpret_cast<uv_handle_t*>(&m_wakeup), nullptr);
+  m_timers.close();
   for (uv_poll_t* poll : m_polls) {
     if (poll != nullptr) {
       ::uv_close(reinterpret_cast<uv_handle_t*>(poll),

@@ -27,8 +27,9 @@
 // - A submitter that queues an op holds a reference of its own until it returns: the queued
 //   op's target reference may be released by the holder meanwhile.
 // - The reactor is reference-counted: the Core holds one reference, every socket registration
-//   holds one until its close op, and every timer and signal until libuv has closed it (the
-//   pooled poll handles are the reactor's own, closed with it). A release that happens
+//   holds one until its close op, every registered Sleep until it is deregistered, and every
+//   signal until libuv has closed it (the pooled poll handles and the timer queue's handle
+//   are the reactor's own, closed with it). A release that happens
 //   inside the loop is deferred until the token is given up, so the reactor is never freed
 //   from inside its own uv_run.
 // - m_polls belongs to the token holder. A pooled poll handle is started only while the
@@ -42,6 +43,8 @@
 #include <cstddef>
 #include <mutex>
 #include <vector>
+
+#include "io/timer_queue.hpp"
 
 namespace weft::detail {
 
@@ -85,6 +88,8 @@ class Reactor {
 
   /// Token holder only.
   [[nodiscard]] uv_loop_t* loop() noexcept { return &m_loop; }
+  /// Any thread: every pending Sleep of the runtime (see timer_queue.hpp).
+  [[nodiscard]] TimerQueue& timers() noexcept { return m_timers; }
   /// Token holder, inside a loop callback that woke a task: makes uv_run return instead of
   /// sleeping. libuv runs due timers before it computes the epoll timeout, so without this a
   /// task woken by a timer would wait in the sleeping worker's queue until the next event.
@@ -111,6 +116,7 @@ class Reactor {
 
   uv_loop_t m_loop;
   uv_async_t m_wakeup;
+  TimerQueue m_timers{*this};
   alignas(64) std::atomic<bool> m_driver{false};
   std::atomic<bool> m_blocking{false};
   std::atomic<bool> m_has_ops{false};

@@ -1,32 +1,44 @@
-#include "io/timer_entry.hpp"
+#include "io/reactor.hpp"
+#include "io/timer_queue.hpp"
 #include "weft/time.hpp"
 
 namespace weft {
 
+Sleep::Sleep(Sleep&& other) noexcept {
+  if (other.m_node.queue == nullptr) {
+    m_node.deadline = other.m_node.deadline;
+  } else {
+    other.m_node.queue->relocate(other.m_node, m_node);
+  }
+}
+
 Sleep& Sleep::operator=(Sleep&& other) noexcept {
   if (this != &other) {
     cancel();
-    m_deadline = other.m_deadline;
-    m_entry = std::exchange(other.m_entry, nullptr);
+    if (other.m_node.queue == nullptr) {
+      m_node.deadline = other.m_node.deadline;
+    } else {
+      other.m_node.queue->relocate(other.m_node, m_node);
+    }
   }
   return *this;
 }
 
 Poll<void> Sleep::poll(Context& cx) {
-  if (Clock::now() >= m_deadline) {
+  if (Clock::now() >= m_node.deadline) {
     cancel();
     return ready();
   }
-  if (m_entry == nullptr) {
-    m_entry = new detail::TimerEntry(detail::current_reactor(), m_deadline, cx.waker());
-  } else if (m_entry->fired(cx.waker())) {
-    m_entry->restart(m_deadline, cx.waker());  // libuv's millisecond clock fired early
+  if (m_node.queue == nullptr) {
+    detail::current_reactor().timers().insert(m_node, cx.waker());
+  } else {
+    m_node.queue->update(m_node, cx.waker());
   }
   return pending;
 }
 
-void Sleep::cancel() noexcept {
-  if (m_entry != nullptr) std::exchange(m_entry, nullptr)->cancel();
+void Sleep::deregister() noexcept {
+  m_node.queue->remove(m_node);
 }
 
 }  // namespace weft
