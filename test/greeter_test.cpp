@@ -363,6 +363,18 @@ TEST_SUITE("greeter") {
     CHECK(line.find("delay p99 -") != std::string::npos);
   }
 
+  TEST_CASE("a stats line rounds its p99 bound up and is never cut short") {
+    using namespace std::chrono_literals;
+    weft::RuntimeMetrics before;
+    before.workers.resize(300);  // the local queue depths alone need over 512 characters
+    weft::RuntimeMetrics now = before;
+    now.poll_duration.counts[weft::DurationHistogram::bucket_of(10us)] = 10;  // [8192, 16384)
+    const std::string line = greeter::stats_line(now, before, 1s, 0, 0, 0);
+    CHECK(line.find("poll p99 < 17us") != std::string::npos);  // 16,384 ns, not "< 16us"
+    CHECK(line.size() > 600);
+    CHECK(line.ends_with("delay p99 -"));
+  }
+
   TEST_CASE("the binary prints a stats line every --stats interval and on SIGUSR1") {
     if (signals_are_deferred()) {
       MESSAGE("skipped under TSan: it defers signal handlers (see signals_are_deferred)");

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <string>
 
 namespace greeter {
 namespace {
@@ -34,18 +35,31 @@ weft::DurationHistogram since(const weft::DurationHistogram& now,
   return delta;
 }
 
-/// "< 128us": the bucket bound, in the largest unit that keeps it whole; "-" without samples.
+/// "< 17us": the bucket bound (16,384 ns here), rounded up in the largest unit that keeps
+/// three digits or fewer, so the label never understates it; "-" without samples.
 std::string bound(const weft::DurationHistogram& histogram) {
   if (histogram.total() == 0) return "-";
-  const auto ns = histogram.quantile(0.99).count();
+  const auto ns = static_cast<long long>(histogram.quantile(0.99).count());
+  const auto ceil_div = [ns](long long unit) { return (ns + unit - 1) / unit; };
   char text[32];
   if (ns >= 10'000'000) {
-    std::snprintf(text, sizeof text, "< %lldms", static_cast<long long>(ns / 1'000'000));
+    std::snprintf(text, sizeof text, "< %lldms", ceil_div(1'000'000));
   } else if (ns >= 10'000) {
-    std::snprintf(text, sizeof text, "< %lldus", static_cast<long long>(ns / 1'000));
+    std::snprintf(text, sizeof text, "< %lldus", ceil_div(1'000));
   } else {
-    std::snprintf(text, sizeof text, "< %lldns", static_cast<long long>(ns));
+    std::snprintf(text, sizeof text, "< %lldns", ns);
   }
+  return text;
+}
+
+/// printf into a string of whatever length the text needs.
+template <class... Args>
+std::string format(const char* pattern, Args... args) {
+  const int size = std::snprintf(nullptr, 0, pattern, args...);
+  if (size <= 0) return {};
+  std::string text(static_cast<std::size_t>(size) + 1, '\0');
+  std::snprintf(text.data(), text.size(), pattern, args...);
+  text.resize(static_cast<std::size_t>(size));
   return text;
 }
 
@@ -69,9 +83,7 @@ std::string stats_line(const weft::RuntimeMetrics& now, const weft::RuntimeMetri
     if (!local.empty()) local += '+';
     local += std::to_string(worker.local_queue_depth);
   }
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "stats: %.0f dialogs/s, %" PRIu64 " open | polls %.0f/s, steals %" PRIu64
+  return format("stats: %.0f dialogs/s, %" PRIu64 " open | polls %.0f/s, steals %" PRIu64
                 "/%" PRIu64
                 " tries, parks %.0f/s, busy %.0f%% | queued: inject %zu, local %s |"
                 " tasks %zu | blocking %zu/%zu busy, %zu queued | poll p99 %s, delay p99 %s",
@@ -81,7 +93,6 @@ std::string stats_line(const weft::RuntimeMetrics& now, const weft::RuntimeMetri
                 now.blocking_running, now.blocking_threads, now.blocking_queue_depth,
                 bound(since(now.poll_duration, before.poll_duration)).c_str(),
                 bound(since(now.scheduling_delay, before.scheduling_delay)).c_str());
-  return line;
 }
 
 }  // namespace greeter
