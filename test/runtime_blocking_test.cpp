@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -100,9 +101,9 @@ TEST_SUITE("blocking") {
   }
 
   TEST_CASE("a saturated pool makes spawn_blocking wait and try_spawn_blocking say so") {
+    ThreadGate gate;  // before the runtime, which waits for the calls that use it
     Runtime runtime(
         RuntimeOptions{.workers = 1, .max_blocking_threads = 1, .blocking_queue_capacity = 0});
-    ThreadGate gate;
     auto busy = runtime.spawn_blocking([&gate] { gate.wait(); });
     REQUIRE(gate.wait_for_entered(1));
     CHECK_FALSE(runtime.try_spawn_blocking([] { return 1; }).has_value());
@@ -142,12 +143,31 @@ TEST_SUITE("blocking") {
     detail::block_on_future(*running);  // the call finishes in the background and reports
   }
 
+  TEST_CASE("a blocking call that shuts its runtime down does not wait for itself") {
+    std::optional<std::vector<BlockingJobReport>> reports;
+    std::optional<Runtime> runtime;
+    runtime.emplace(RuntimeOptions{
+        .workers = 1,
+        .blocking_shutdown_timeout = 2s,
+        .on_blocking_shutdown_timeout =
+            [&reports](const std::vector<BlockingJobReport>& jobs) { reports = jobs; },
+    });
+    auto call = runtime->spawn_blocking([&runtime] {
+      runtime->shutdown();
+      return 7;
+    });
+    CHECK(detail::block_on_future(call) == 7);
+    // Waiting for itself, shutdown would have sat out the deadline and reported this call.
+    CHECK((!reports || reports->empty()));
+    runtime.reset();
+  }
+
   TEST_CASE("two calls submitted while one thread idles get a thread each") {
+    ThreadGate gate;  // before the runtime, which waits for the calls that use it
     Runtime runtime(
         RuntimeOptions{.workers = 1, .max_blocking_threads = 2, .blocking_queue_capacity = 0});
     auto warm_up = runtime.spawn_blocking([] {});
     detail::block_on_future(warm_up);  // leaves one idle thread
-    ThreadGate gate;
     auto first = runtime.spawn_blocking([&gate] { gate.wait(); });
     auto second = runtime.spawn_blocking([&gate] { gate.wait(); });
     CHECK(gate.wait_for_entered(2));  // both run at once, not one after the other
@@ -161,9 +181,9 @@ TEST_SUITE("blocking") {
   }
 
   TEST_CASE("a blocking call whose future was dropped still finishes and frees its slot") {
+    ThreadGate gate;  // before the runtime, which waits for the calls that use it
     Runtime runtime(
         RuntimeOptions{.workers = 1, .max_blocking_threads = 1, .blocking_queue_capacity = 0});
-    ThreadGate gate;
     std::atomic<bool> finished{false};
     {
       auto dropped = runtime.spawn_blocking([&] {

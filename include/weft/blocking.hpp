@@ -10,9 +10,10 @@
 // - Back-pressure: when the pool is saturated (every thread busy and the queue full),
 //   spawn_blocking's future waits for room instead of queueing without bound, in arrival order.
 //   try_spawn_blocking returns nullopt instead of waiting.
-// - The call is submitted as soon as there is room, even before the first co_await. Once
-//   submitted it runs to the end: destroying the future (abort, select, timeout) only drops
-//   the result. A future destroyed before submission submits nothing.
+// - With room in the pool, the call is submitted at once, before the first co_await. Without,
+//   the future waits in line for room, and the call is submitted at the poll that follows
+//   the grant. Once submitted it runs to the end: destroying the future (abort, select,
+//   timeout) only drops the result. A future destroyed before submission submits nothing.
 // - Shutdown: the runtime stops taking calls, drops the queued ones (their futures throw
 //   TaskCancelled), and waits for running ones up to blocking_shutdown_timeout. Calls still
 //   running then are reported through on_blocking_shutdown_timeout, with where each was
@@ -72,8 +73,9 @@ std::shared_ptr<BlockingPool> blocking_pool(Core* core);
 /// Room in the pool: one permit per running or queued call.
 Semaphore& blocking_slots(BlockingPool& pool) noexcept;
 /// Hands a call to the pool. The caller has taken one slot and forgotten it; the pool gives it
-/// back when the call has finished. After shutdown the call is destroyed unrun.
-void submit_blocking(BlockingPool& pool, std::unique_ptr<BlockingJob> job) noexcept;
+/// back when the call has finished. After shutdown the call is destroyed unrun. Throws
+/// std::bad_alloc when the queue cannot grow; the slot is given back and the call destroyed.
+void submit_blocking(BlockingPool& pool, std::unique_ptr<BlockingJob> job);
 
 template <class T>
 struct BlockingOutcome {
@@ -159,7 +161,7 @@ class [[nodiscard]] BlockingFuture {
   }
 
  private:
-  void submit() noexcept { detail::submit_blocking(*m_pool, std::move(m_job)); }
+  void submit() { detail::submit_blocking(*m_pool, std::move(m_job)); }
 
   std::shared_ptr<detail::BlockingPool> m_pool;
   std::unique_ptr<detail::BlockingJob> m_job;  ///< until submitted

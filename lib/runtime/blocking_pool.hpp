@@ -47,10 +47,11 @@ class BlockingPool : public std::enable_shared_from_this<BlockingPool> {
 
   [[nodiscard]] Semaphore& slots() noexcept { return m_slots; }
   /// Any thread; see submit_blocking.
-  void submit(std::unique_ptr<BlockingJob> job) noexcept;
+  void submit(std::unique_ptr<BlockingJob> job);
   [[nodiscard]] Snapshot snapshot();
   /// Refuses further calls, drops the queued ones, and waits up to `deadline` for the running
-  /// ones. Returns those still running then. Idempotent.
+  /// ones. Returns those still running then. Idempotent. Called from one of the pool's own
+  /// threads (a blocking call that shuts its runtime down), it does not wait for itself.
   std::vector<BlockingJobReport> shutdown(std::chrono::nanoseconds deadline);
 
  private:
