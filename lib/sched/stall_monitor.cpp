@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "sched/core.hpp"
 #include "sched/worker.hpp"
 
@@ -31,7 +33,10 @@ void StallMonitor::stop() {
 void StallMonitor::run() {
   ::pthread_setname_np(::pthread_self(), "weft-stalls");
   std::vector<Seen> seen(m_core.worker_count());
-  const auto interval = m_threshold / k_checks_per_threshold;
+  // A tiny threshold must not turn the monitor into a spinning thread: it checks at most
+  // every k_min_check_interval, at the cost of precision for such thresholds.
+  const auto interval = std::max<std::chrono::nanoseconds>(m_threshold / k_checks_per_threshold,
+                                                           k_min_check_interval);
   std::unique_lock lock(m_mutex);
   while (!m_stop_requested.wait_for(lock, interval, [this] { return m_stopping; })) {
     lock.unlock();

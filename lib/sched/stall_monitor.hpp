@@ -5,9 +5,9 @@
 // saw it has been inside one poll all that time; once that time reaches the threshold the
 // poll is reported, once. Polls are not timed individually, so a poll is reported after it
 // has run between the threshold and the threshold plus one check interval, and a poll shorter
-// than that may go unreported. The workers pay two stores per poll for it.
-// Thread safety: start and stop are called by the core, once each; the hook runs on the
-// monitor's thread.
+// than that may go unreported. The interval is never below k_min_check_interval. The workers pay
+// two stores per poll for it. Thread safety: start and stop are called by the core, once each; the
+// hook runs on the monitor's thread.
 #pragma once
 
 #include <chrono>
@@ -27,6 +27,8 @@ class Core;
 class StallMonitor {
  public:
   static constexpr int k_checks_per_threshold = 8;
+  /// The shortest check interval, whatever the threshold.
+  static constexpr std::chrono::microseconds k_min_check_interval{100};
 
   StallMonitor(Core& core, std::chrono::nanoseconds threshold,
                std::function<void(const StallReport&)> hook);
