@@ -1,8 +1,10 @@
-// The cooperative budget: a task whose channel or lock is always ready still gives its worker
-// back every k_coop_budget operations, so the tasks queued behind it run.
+// The cooperative budget: a task whose channel, lock or socket is always ready still gives its
+// worker back every k_coop_budget operations, so the tasks queued behind it run.
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <span>
+#include <string>
 
 #include "support.hpp"
 #include "weft.hpp"
@@ -72,6 +74,25 @@ TEST_SUITE("coop") {
       co_return -1;
     });
     CHECK(seen_at > 0);
+  }
+
+  TEST_CASE("a reader whose socket always has data still lets the tasks behind it run") {
+    const int seen_at = operations_before_others_ran([](std::atomic<bool>& flag) -> Task<int> {
+      auto listener = TcpListener::bind("127.0.0.1:0");
+      TcpStream client = co_await TcpStream::connect(listener.local_addr());
+      TcpStream server = (co_await listener.accept()).stream;
+      const std::string bytes(k_operations, 'x');  // fits the loopback socket buffers
+      co_await client.write_all(bytes);
+      spawn(set_flag(flag));
+      char byte;
+      for (int i = 0; i < k_operations; ++i) {
+        if (flag.load()) co_return i;
+        if (co_await server.read(std::span<char>(&byte, 1)) != 1) co_return -1;
+      }
+      co_return -1;
+    });
+    CHECK(seen_at > 0);
+    CHECK(seen_at <= static_cast<int>(detail::k_coop_budget) + 2);
   }
 
   TEST_CASE("polling by hand off a worker is never throttled") {

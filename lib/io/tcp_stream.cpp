@@ -12,6 +12,7 @@
 
 #include "io/io_source.hpp"
 #include "io/uv_error.hpp"
+#include "weft/detail/coop.hpp"
 
 namespace weft {
 namespace {
@@ -178,6 +179,7 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
   m_pending.clear();
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("read");
+  if (!detail::coop_proceed(cx)) return pending;  // a socket that is always readable
   if (!stream.m_buffered.empty()) {
     const std::size_t n = std::min(m_buffer.size(), stream.m_buffered.size());
     std::memcpy(m_buffer.data(), stream.m_buffered.data(), n);
@@ -200,6 +202,7 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
   m_pending.clear();
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("read_until");
+  if (!detail::coop_proceed(cx)) return pending;
   std::string& buffered = stream.m_buffered;
   std::size_t searched = 0;
   for (;;) {
@@ -241,6 +244,7 @@ Poll<void> WriteAllFuture::poll(Context& cx) {
   m_pending.clear();
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("write_all");
+  if (!detail::coop_proceed(cx)) return pending;  // a socket that is always writable
   while (!m_bytes.empty()) {
     const ssize_t n = ::send(fd, m_bytes.data(), m_bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {

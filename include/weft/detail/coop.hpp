@@ -1,5 +1,5 @@
-// Cooperative scheduling budget: how many times one poll of a task may find a channel, lock or
-// semaphore ready before it must give its worker back.
+// Cooperative scheduling budget: how many times one poll of a task may find a channel, lock,
+// semaphore or socket ready before it must give its worker back.
 //
 // A producer that always finds room in its channel never suspends, so without a budget it
 // would keep its worker for as long as it has messages, and the tasks queued behind it (the
