@@ -168,6 +168,9 @@ TEST_SUITE("blocking") {
         RuntimeOptions{.workers = 1, .max_blocking_threads = 2, .blocking_queue_capacity = 0});
     auto warm_up = runtime.spawn_blocking([] {});
     detail::block_on_future(warm_up);  // leaves one idle thread
+    // The result comes back before the thread gives its slot back and goes idle; until then
+    // the second call below would find the pool full and wait for its first poll.
+    REQUIRE(weft::test::eventually([&] { return runtime.metrics().blocking_idle_threads == 1; }));
     auto first = runtime.spawn_blocking([&gate] { gate.wait(); });
     auto second = runtime.spawn_blocking([&gate] { gate.wait(); });
     CHECK(gate.wait_for_entered(2));  // both run at once, not one after the other
