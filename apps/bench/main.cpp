@@ -15,7 +15,8 @@
 // Usage: weft-bench [FILTER]   runs the benchmarks whose name contains FILTER.
 //        weft-bench --idle-cpu  measures the CPU an idle runtime burns over 5 seconds, after a
 //                               burst of work, and prints `idle_cpu_percent X` (of one core).
-// WORKERS sets the number of worker threads (default 2), as in the Tokio anchor.
+// WORKERS sets the number of worker threads (default 2), as in the Tokio anchor. WARMUPS and
+// REPS override the warm-up and repetition counts of every benchmark.
 // WEFT_METRICS=off runs without metrics and without the stall detector (both on by default);
 // metrics-only and stalls-only keep one of them.
 #include <algorithm>
@@ -98,10 +99,23 @@ struct Shared {
 
 std::string_view g_filter;
 
+/// An environment variable holding a count, or `fallback` when it is unset or malformed.
+int count_from_env(const char* variable, int fallback) {
+  const char* text = std::getenv(variable);
+  if (text == nullptr) return fallback;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  return (end == text || *end != '\0' || value < 0 || value > 1'000'000) ? fallback
+                                                                         : static_cast<int>(value);
+}
+
 template <class F>
 void bench(std::string_view name, std::size_t units, int reps, F run) {
   if (name.find(g_filter) == std::string_view::npos) return;
-  for (int i = 0; i < k_warmup_runs; ++i)
+  // WARMUPS and REPS override the counts, for counting instructions (metrics-cost.sh).
+  const int warmups = count_from_env("WARMUPS", k_warmup_runs);
+  reps = std::max(1, count_from_env("REPS", reps));
+  for (int i = 0; i < warmups; ++i)
     run();
   std::vector<double> per_unit;
   per_unit.reserve(static_cast<std::size_t>(reps));
