@@ -153,11 +153,15 @@ void IoSource::apply_close(Reactor& reactor, void* self_ptr) noexcept {
   }
   if (self->m_poll != nullptr) {
     // Stopping removes the fd from epoll and drops its events still pending in this loop
-    // turn; only then may close(2) release the number for reuse.
-    ::uv_poll_stop(self->m_poll);
+    // turn; only then may close(2) release the number for reuse. A handle already stopped
+    // (disarmed, or stopped by libuv on POLLERR) did both when it stopped, and libuv would
+    // only repeat its EPOLL_CTL_DEL in vain.
+    if (self->m_armed != 0) {
+      ::uv_poll_stop(self->m_poll);
+      reactor.add_waiting(-1);
+      self->m_armed = 0;
+    }
     self->m_poll->data = nullptr;
-    if (self->m_armed != 0) reactor.add_waiting(-1);
-    self->m_armed = 0;
   }
   ::close(self->m_fd);
   reactor.release_from_loop();
