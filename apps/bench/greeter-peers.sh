@@ -111,12 +111,19 @@ throughput() {
   echo
   echo "Throughput, $CONNECTIONS clients, $DIALOGS dialogs, median of $ROUNDS rounds:"
   echo
-  echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio | per round vs epoll | per round vs Tokio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  # The per-round columns: the median over rounds of the ratio within each round, where the
+  # servers ran back to back. A spell of the machine that lasts a round cancels out of these.
+  per_round() {  # per_round SERVER PEER -> median of SERVER/PEER CPU ratios, round by round
+    paste -d' ' <(awk '{print $3}' "$results/$1") <(awk '{print $3}' "$results/$2") |
+      awk '{print $1 / $2}' | median
+  }
   for server in "${servers[@]}"; do
     awk -v s="$server" -v r="${rate[$server]}" -v p="${p99[$server]}" -v c="${cpu[$server]}" \
-        -v e="${cpu[epoll]}" -v t="${cpu[tokio]}" \
-        'BEGIN{printf "| %s | %.0f | %d | %.1f | %.2f | %.2f |\n", s, r, p, c, c/e, c/t}'
+        -v e="${cpu[epoll]}" -v t="${cpu[tokio]}" -v re="$(per_round "$server" epoll)" \
+        -v rt="$(per_round "$server" tokio)" \
+        'BEGIN{printf "| %s | %.0f | %d | %.1f | %.2f | %.2f | %.2f | %.2f |\n", s, r, p, c, c/e, c/t, re, rt}'
   done
 }
 
