@@ -184,9 +184,11 @@ RuntimeMetrics Core::metrics() const {
   for (const auto& worker : m_workers) {
     const WorkerStats& stats = worker->stats();
     WorkerMetrics metrics;
-    // relaxed: a count for snapshots only (the monitor's acquire is not needed here).
-    metrics.polls =
-        m_options.enable_metrics ? stats.poll_sequence.load(std::memory_order_relaxed) / 2 : 0;
+    // Polls begun: a poll in progress counts, as a task a joiner saw finish must have been
+    // polled. relaxed: a count for snapshots only (the monitor's acquire is not needed here).
+    metrics.polls = m_options.enable_metrics
+                        ? (stats.poll_sequence.load(std::memory_order_relaxed) + 1) / 2
+                        : 0;
     metrics.steal_attempts = stats.steal_attempts.get();
     metrics.steals = stats.steals.get();
     metrics.parks = stats.parks.get();

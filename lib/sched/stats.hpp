@@ -84,7 +84,7 @@ struct alignas(64) WorkerStats {
   OwnerHistogram scheduling_delay;
 
   /// Twice the polls finished, plus one during a poll: the stall monitor's view, and the
-  /// metrics' poll count.
+  /// metrics' poll count (polls begun: (sequence + 1) / 2).
   std::atomic<std::uint64_t> poll_sequence{0};
   std::atomic<SourceLocation> polling_site{};
 };

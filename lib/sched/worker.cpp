@@ -185,7 +185,7 @@ void Worker::poll_task(TaskHeader* task) {
   m_stats.poll_sequence.store(sequence + 1, std::memory_order_release);
   t_coop_budget = k_coop_budget;
   RunOutcome outcome;
-  // The sequence doubles as the poll counter (polls = sequence / 2) and as the sampling tick:
+  // The sequence doubles as the poll counter (see WorkerStats) and as the sampling tick:
   // one poll in k_sample_interval is timed, and so are the wakes it makes (sample_wake), and
   // the polls those wakes lead to (a stamped woken_at). Those polls' own wakes are not
   // stamped, or a chain of wakes would time every poll after the first.
@@ -194,22 +194,18 @@ void Worker::poll_task(TaskHeader* task) {
     m_timing_wakes = woken_at == 0;
     const std::uint64_t start = metrics_now();
     if (woken_at != 0) m_stats.scheduling_delay.record(since_stamp(woken_at, start));
-    outcome = run_task(task);  // may free the task
+    outcome = run_task(task, &m_stats.finished);  // may free the task
     const std::uint64_t end = metrics_now();
     m_stats.poll_duration.record(end - start);
     if (outcome == RunOutcome::requeue && m_timing_wakes) task->woken_at = wake_stamp(end);
     m_timing_wakes = false;
   } else {
-    outcome = run_task(task);
+    outcome = run_task(task, m_metrics ? &m_stats.finished : nullptr);
   }
   t_coop_budget = k_coop_unlimited;
   // release: the monitor sees the poll over; pairs with the acquire load in check.
   m_stats.poll_sequence.store(sequence + 2, std::memory_order_release);
-  if (outcome == RunOutcome::requeue) {
-    requeue(task);
-  } else if (outcome == RunOutcome::finished && m_metrics) {
-    m_stats.finished.add();
-  }
+  if (outcome == RunOutcome::requeue) requeue(task);
 }
 
 void Worker::requeue(TaskHeader* task) noexcept {

@@ -64,10 +64,13 @@ void drop_result(TaskHeader* task) noexcept {
 }
 
 /// Completes a task whose frame finished (or was cancelled and destroyed) under RUNNING. Drops
-/// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more. The
-/// metrics' finished count is the caller's: run_task's worker counts its own outcomes.
-void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs) noexcept {
+/// the owned-list reference (unlinking the task if it was linked) and `extra_refs` more.
+/// `finished` is the metrics counter to count it in (the poller's own, or null); it is counted
+/// before COMPLETE, so that a joiner that sees the task finished sees it counted too.
+void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs,
+              OwnerCounter* finished) noexcept {
   task->outcome_cancelled = cancelled;
+  if (finished != nullptr) finished->add();
   // Unlink before COMPLETE: after it the join handle may free the task. owned_linked is only
   // written by the holder of RUNNING (or by shutdown, when no worker runs), so this read is
   // safe without the shard lock.
@@ -155,10 +158,10 @@ void release_task(TaskHeader* task, TaskState::Word count) noexcept {
   if (task->state.ref_dec(count)) deallocate(task);
 }
 
-RunOutcome run_task(TaskHeader* task) noexcept {
+RunOutcome run_task(TaskHeader* task, OwnerCounter* finished) noexcept {
   if (task->state.transition_to_running() == TaskState::RunAction::cancel) {
     destroy_frame(task);
-    complete(task, true, 1);
+    complete(task, true, 1, finished);
     return RunOutcome::finished;
   }
   bool done;
@@ -171,7 +174,7 @@ RunOutcome run_task(TaskHeader* task) noexcept {
   t_polling = outer;
   const bool woken_by_self = std::exchange(t_woken_by_self, false);
   if (done) {
-    complete(task, false, 1);
+    complete(task, false, 1, finished);
     return RunOutcome::finished;
   }
   // The task will wait on a waker, where no queue can find it: link it now (still under
@@ -189,7 +192,7 @@ void shutdown_task(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
     destroy_frame(task);
     task->core->note_finished();
-    complete(task, true, 0);  // drops the owned list's reference; pop() unlinked the task
+    complete(task, true, 0, nullptr);  // drops the owned list's reference; pop() unlinked the task
   } else {
     release_task(task);  // the owned list's reference
   }
@@ -199,7 +202,7 @@ void discard_queued(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
     destroy_frame(task);
     task->core->note_finished();
-    complete(task, true, 1);  // the notified reference too
+    complete(task, true, 1, nullptr);  // the notified reference too
   } else {
     release_task(task);  // already finished: only the notified reference is left
   }
@@ -243,7 +246,7 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
     (void)task->state.transition_to_running();
     destroy_frame(task);
     core->note_finished();
-    complete(task, true, 1);  // the notified reference, and the owned list's
+    complete(task, true, 1, nullptr);  // the notified reference, and the owned list's
     return task;
   }
   core->schedule(task, false);

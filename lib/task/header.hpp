@@ -76,16 +76,20 @@ inline void* TaskHeader::frame() noexcept {
 /// The waker of a task: its data is the TaskHeader, and it holds one reference.
 extern const WakerVTable k_task_waker_vtable;
 
+class OwnerCounter;
+
 enum class [[nodiscard]] RunOutcome{
-    finished,  ///< completed or cancelled (the caller counts it); the caller's reference is gone
+    finished,  ///< completed or cancelled; the caller's reference is gone
     waiting,   ///< left waiting on a waker; the caller's reference is gone
     requeue,   ///< woken during its poll: the caller keeps the notified reference and must
                ///< schedule the task again, behind the tasks already queued (as a yield)
 };
 
 /// Runs one scheduled task on this thread: polls it, or cancels it when it was aborted. The
-/// caller hands over the notified reference, and gets it back only with `requeue`.
-RunOutcome run_task(TaskHeader* task) noexcept;
+/// caller hands over the notified reference, and gets it back only with `requeue`. A task
+/// that finishes is counted in `finished` (the worker's metrics counter, or null) before it
+/// completes, so a joiner that sees it finished sees it counted.
+RunOutcome run_task(TaskHeader* task, OwnerCounter* finished) noexcept;
 
 /// Shutdown: cancels a task taken from the owned list (which no longer holds it), unless it
 /// already finished.
