@@ -155,8 +155,10 @@ TaskHeader* Worker::retry_before_park() {
 void Worker::run_with_lifo(TaskHeader* task) {
   if (m_searching) {
     m_searching = false;
-    // The last searcher to find work wakes another, which searches in its place.
-    if (m_core.idle().transition_worker_from_searching()) m_core.notify_parked();
+    // The last searcher to find work wakes another, which searches in its place, if work
+    // is left for it: the same re-check (a fence, then every queue) a parking searcher makes.
+    // Work published from here on sees nobody searching and wakes a worker itself.
+    if (m_core.idle().transition_worker_from_searching()) m_core.notify_if_work_pending();
   }
   poll_task(task);
   for (std::uint32_t polls = 0; m_lifo != nullptr; ++polls) {
