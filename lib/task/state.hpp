@@ -33,6 +33,9 @@
 // next read by this thread or through a queue hand-off, whose release/acquire orders it.
 // The owned list's reference counts as present from spawn to completion, but no thread
 // touches the word through it while workers run (shutdown uses it only after joining them).
+// The waker lent to a poll holds no reference either: code that hands `cx.waker()` by
+// reference to another thread must be done with it before the poll returns (the Context
+// contract), so by the time the poller looks at the word every such use happened before.
 #pragma once
 
 #include <atomic>
