@@ -41,6 +41,24 @@ class StallLog {
 }  // namespace
 
 TEST_SUITE("stall") {
+  TEST_CASE("a stall that begins after the runtime sat idle is still reported") {
+    // While every worker is idle the detector checks less often (up to once a threshold);
+    // the first poll that then holds its worker must still be caught.
+    constexpr auto k_threshold = 20ms;
+    StallLog log;
+    Runtime runtime(
+        RuntimeOptions{.workers = 2, .stall_threshold = k_threshold, .on_stall = log.hook()});
+    std::this_thread::sleep_for(10 * k_threshold);  // the idle stretch is the scenario
+    auto hog = [&]() -> Task<void> {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;  // bounded
+      while (log.count() == 0 && std::chrono::steady_clock::now() < deadline) {
+      }
+      co_return;
+    };
+    runtime.spawn(hog()).join();
+    CHECK(log.count() == 1);
+  }
+
   TEST_CASE("a task that holds its worker is reported once, with where it was spawned") {
     constexpr auto k_threshold = 50ms;
     StallLog log;

@@ -35,24 +35,31 @@ void StallMonitor::run() {
   std::vector<Seen> seen(m_core.worker_count());
   // A tiny threshold must not turn the monitor into a spinning thread: it checks at most
   // every k_min_check_interval, at the cost of precision for such thresholds.
-  const auto interval = std::max<std::chrono::nanoseconds>(m_threshold / k_checks_per_threshold,
-                                                           k_min_check_interval);
+  const auto busy_interval = std::max<std::chrono::nanoseconds>(
+      m_threshold / k_checks_per_threshold, k_min_check_interval);
+  // While no worker polls anything, checking eight times a threshold only burns CPU (each
+  // wake-up of this thread costs tens of microseconds on a virtual machine): the interval
+  // doubles per quiet check, up to the threshold, and drops back at the first poll seen.
+  const auto quiet_interval = std::max<std::chrono::nanoseconds>(busy_interval, m_threshold);
+  auto interval = busy_interval;
   std::unique_lock lock(m_mutex);
   while (!m_stop_requested.wait_for(lock, interval, [this] { return m_stopping; })) {
     lock.unlock();
-    check(seen);
+    interval = check(seen) ? busy_interval : std::min(2 * interval, quiet_interval);
     lock.lock();
   }
 }
 
-void StallMonitor::check(std::vector<Seen>& seen) {
+bool StallMonitor::check(std::vector<Seen>& seen) {
   const auto now = std::chrono::steady_clock::now();
+  bool active = false;
   for (std::size_t index = 0; index < seen.size(); ++index) {
     const WorkerStats& stats = m_core.worker(index).stats();
     // acquire: pairs with the release stores in Worker::poll_task, so the site read below is
     // at least as new as this sequence.
     const std::uint64_t sequence = stats.poll_sequence.load(std::memory_order_acquire);
     Seen& worker = seen[index];
+    if (sequence != worker.sequence || sequence % 2 != 0) active = true;
     if (sequence % 2 == 0 || sequence != worker.sequence) {
       worker = Seen{sequence, now, false};
       continue;
@@ -70,6 +77,7 @@ void StallMonitor::check(std::vector<Seen>& seen) {
       // The hook must not throw; a report is not worth the monitor.
     }
   }
+  return active;
 }
 
 }  // namespace weft::detail
