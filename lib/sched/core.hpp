@@ -111,15 +111,19 @@ class Core {
   OwnedTasks m_owned;
   std::vector<std::unique_ptr<Worker>> m_workers;
   std::vector<std::thread> m_threads;
-  alignas(64) std::atomic<std::size_t> m_refs{1};
   std::unique_ptr<StallMonitor> m_stall_monitor;  // null when the detector is off
-  /// Spawns and completions off this core's workers (metrics).
+  std::mutex m_shutdown_mutex;
+  // Written by every spawn and wake from outside the workers: the reference count, and the
+  // spawns and completions off this core's workers (metrics). They share a line of their own.
+  alignas(64) std::atomic<std::size_t> m_refs{1};
   std::atomic<std::uint64_t> m_remote_spawned{0};
   std::atomic<std::uint64_t> m_remote_finished{0};
-  std::atomic<bool> m_shutdown{false};
+  // Read by every worker on every tick and by every schedule(): a line of its own, or each
+  // remote spawn's writes above would take it from the workers' caches (it shared m_refs'
+  // line, and spawn_many_remote paid for it).
+  alignas(64) std::atomic<bool> m_shutdown{false};
   /// Set once shutdown has drained everything; a late remote wake then drains after itself.
   std::atomic<bool> m_shutdown_done{false};
-  std::mutex m_shutdown_mutex;
 };
 
 // The per-task paths are inline: spawn, wake and free each take them once or twice.
