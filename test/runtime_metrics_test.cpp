@@ -41,7 +41,7 @@ TEST_SUITE("metrics") {
     const RuntimeMetrics after = runtime.metrics();
     CHECK(total_polls(after) - total_polls(before) == k_tasks * (k_yields + 1));
     CHECK(after.tasks_alive == 0);
-    CHECK(after.poll_duration.total() >= 1);  // sampled: 1 in 16 of 500 polls
+    CHECK(after.poll_duration.total() >= 1);  // sampled: each worker times its first poll
     CHECK(after.poll_duration.total() <= total_polls(after));
     CHECK(after.scheduling_delay.total() >= 1);
     for (const WorkerMetrics& worker : after.workers)
