@@ -105,8 +105,23 @@ def median(program, name):
 def cell(value):
     return "—" if value is None else f"{value:.1f}"
 
-print("| benchmark | " + " | ".join(programs) + " | best peer | weft / best peer |")
-print("|---|" + "---:|" * len(programs) + "---|---:|")
+def per_round_ratio(name):
+    # Within a round the programs run back to back, so a spell of the machine that lasts the
+    # round cancels out of weft's ratio to the best peer of that same round.
+    weft = per_round["weft"].get(name)
+    if not weft:
+        return None
+    ratios = []
+    for r in range(len(weft)):
+        best = [per_round[p][name][r] for p in peers
+                if name in per_round[p] and r < len(per_round[p][name])]
+        if best:
+            ratios.append(weft[r] / min(best))
+    return statistics.median(ratios) if ratios else None
+
+print("| benchmark | " + " | ".join(programs) +
+      " | best peer | weft / best peer | per round: weft / best peer |")
+print("|---|" + "---:|" * len(programs) + "---|---:|---:|")
 for name in order:
     medians = {p: median(p, name) for p in programs}
     peer_values = [(medians[p], p) for p in peers if medians[p] is not None]
@@ -114,10 +129,13 @@ for name in order:
     best_cell = "—" if best is None else f"{best[1]} {best[0]:.1f}"
     weft = medians.get("weft")
     ratio = "—" if weft is None or best is None else f"{weft / best[0]:.2f}"
-    row = [name] + [cell(medians[p]) for p in programs] + [best_cell, ratio]
+    round_ratio = per_round_ratio(name)
+    round_cell = "—" if round_ratio is None else f"{round_ratio:.2f}"
+    row = [name] + [cell(medians[p]) for p in programs] + [best_cell, ratio, round_cell]
     print("| " + " | ".join(row) + " |")
 print()
-print(f"Each cell is the median over {rounds} round(s) (mean of the middle two for an even count)"
-      " of that program's median ns per unit; lower is better. — means the program has no such"
-      " benchmark.")
+print(f"Each program cell is the median over {rounds} round(s) (mean of the middle two for an"
+      " even count) of that program's median ns per unit; lower is better. The last column is"
+      " the median over rounds of weft's ratio to the best peer in the same round. — means the"
+      " program has no such benchmark.")
 EOF
