@@ -108,6 +108,25 @@ Task<void> registered_pairs(std::vector<TcpStream>& streams, int count) {
     co_await RegisterSocket{stream};
 }
 
+/// Rounds of: `arm` registers handles from a task on the runtime, a 1 ms sleep starts, and
+/// this thread drops the handles while the workers run; the sleep must end every time.
+template <class Handles, class Arm>
+void timers_fire_while_dropping(int rounds, Arm arm) {
+  for (std::size_t workers : {1, 2}) {
+    Runtime runtime(RuntimeOptions{.workers = workers});
+    for (int round = 0; round < rounds; ++round) {
+      Handles handles;
+      runtime.block_on(arm(handles));
+      std::atomic<bool> woke{false};
+      auto sleeper = runtime.spawn(set_after(1ms, woke));
+      handles.clear();  // from this thread, racing the workers
+      REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
+                      "a 1 ms sleep did not end within 10 s, in round " << round);
+      sleeper.join();
+    }
+  }
+}
+
 /// How many Sleeps wait in the timer queue of the runtime this task runs on.
 Task<std::size_t> queued_timers() {
   co_return weft::detail::current_reactor().timers().size();
@@ -278,38 +297,18 @@ TEST_SUITE("timer") {
   TEST_CASE("timers still fire while a thread outside the runtime keeps closing sockets") {
     // Closing a registered socket on the main thread submits a loop op from outside the
     // runtime. A worker that found the driver token taken by such a passing holder once went
-    // to sleep on its futex, leaving nobody in the loop: the 1 ms sleep below then never
-    // ended. (Dropping a Sleep made the same op before timers shared one queue.)
-    for (std::size_t workers : {1, 2}) {
-      Runtime runtime(RuntimeOptions{.workers = workers});
-      for (int round = 0; round < 200; ++round) {
-        std::vector<TcpStream> streams;
-        runtime.block_on(registered_pairs(streams, 32));
-        std::atomic<bool> woke{false};
-        auto sleeper = runtime.spawn(set_after(1ms, woke));
-        streams.clear();  // 64 close ops from this thread, racing the workers for the token
-        REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
-                        "a 1 ms sleep did not end within 10 s, in round " << round);
-        sleeper.join();
-      }
-    }
+    // to sleep on its futex, leaving nobody in the loop: the 1 ms sleep then never ended.
+    // (Dropping a Sleep made the same op before timers shared one queue.)
+    timers_fire_while_dropping<std::vector<TcpStream>>(
+        200, [](std::vector<TcpStream>& streams) { return registered_pairs(streams, 32); });
   }
 
   TEST_CASE("timers still fire while a thread outside the runtime keeps dropping sleeps") {
-    for (std::size_t workers : {1, 2}) {
-      Runtime runtime(RuntimeOptions{.workers = workers});
-      for (int round = 0; round < 1000; ++round) {
-        std::vector<Sleep> sleeps;
-        sleeps.reserve(64);
-        runtime.block_on(arm_sleeps(sleeps, 64));
-        std::atomic<bool> woke{false};
-        auto sleeper = runtime.spawn(set_after(1ms, woke));
-        sleeps.clear();  // 64 close ops from this thread, racing the workers for the token
-        REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
-                        "a 1 ms sleep did not end within 10 s, in round " << round);
-        sleeper.join();
-      }
-    }
+    // Each drop takes a node out of the timer queue under its lock, racing the loop's fires.
+    timers_fire_while_dropping<std::vector<Sleep>>(1000, [](std::vector<Sleep>& sleeps) {
+      sleeps.reserve(64);  // no moves while armed
+      return arm_sleeps(sleeps, 64);
+    });
   }
 
   TEST_CASE("busy workers still see a timer fire") {
