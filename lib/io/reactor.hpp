@@ -7,9 +7,10 @@
 //   worker parks this way; the others park on their futex.
 // - a busy worker polls the loop without blocking every Worker::k_inject_interval ticks, so
 //   readiness is seen within a bounded number of task polls even when no worker is idle.
-// - a task that must change the loop (arm interest in a socket, start or stop a timer, close
-//   a handle) submits an Op. If the token is free it applies the op at once, on its own
-//   thread; otherwise it queues the op and, when the holder sleeps in epoll_wait, wakes it.
+// - a task that must change the loop (arm interest in a socket, arm the timer queue for an
+//   earlier deadline, close a handle) submits an Op. If the token is free it applies the op
+//   at once, on its own thread; otherwise it queues the op and, when the holder sleeps in
+//   epoll_wait, wakes it.
 //   The holder applies queued ops before it sleeps and before it gives the token up.
 //
 // Invariants
