@@ -4,7 +4,7 @@
 // Lifetime: reference-counted. The Runtime holds one reference and every task header holds
 // one, because a waker may reach the scheduler through its task on any thread at any time
 // (even while the runtime shuts down); the memory goes when the last of them does. Workers
-// take task references in batches and return them in batches (retain_for_task), so the
+// take task references in batches and return them in batches (retain_for_spawn), so the
 // count is at least the true number while a worker runs, and exact once it has exited.
 // Thread safety: every member may be used from any thread unless it says otherwise.
 #pragma once
@@ -44,13 +44,12 @@ class Core {
   void retain(std::size_t count = 1) noexcept;
   /// Deletes the core when these were the last references.
   void release(std::size_t count = 1) noexcept;
-  /// A task's reference, taken at spawn and dropped when its header is freed. On this core's
-  /// own workers they come from and go to a per-worker batch (see Worker::m_core_credit), so
-  /// spawning and freeing tasks does not bounce the count's cache line between cores.
-  void retain_for_task() noexcept;
-  void release_for_task() noexcept;
-  /// retain_for_task and note_spawned in one.
+  /// A task's reference, taken at spawn (where the spawn is also counted, for the metrics)
+  /// and dropped when its header is freed. On this core's own workers they come from and go
+  /// to a per-worker batch (see Worker::m_core_credit), so spawning and freeing tasks does
+  /// not bounce the count's cache line between cores.
   void retain_for_spawn() noexcept;
+  void release_for_task() noexcept;
 
   /// Queues a task that holds its notified reference. From one of this core's workers the
   /// task goes to that worker: a wake or spawn into its LIFO slot, a yield (or a task woken
@@ -78,7 +77,6 @@ class Core {
   /// Metrics: a task finished on this core (counted per worker on the core's own workers, in
   /// a shared counter elsewhere; spawns are counted by retain_for_spawn).
   void note_finished() noexcept;
-  [[nodiscard]] bool metrics_enabled() const noexcept { return m_metrics; }
   [[nodiscard]] RuntimeMetrics metrics() const;
 
   /// Hands an exception that nobody will observe to the user's handler.
@@ -145,14 +143,6 @@ inline void Worker::return_core_reference() noexcept {
   if (++m_core_debt == k_core_reference_batch) {
     m_core_debt = 0;
     m_core.release(k_core_reference_batch);
-  }
-}
-
-inline void Core::retain_for_task() noexcept {
-  if (Worker* worker = own_worker()) {
-    worker->take_core_reference();
-  } else {
-    retain();
   }
 }
 

@@ -11,7 +11,6 @@
 //   inject queue first every k_inject_interval ticks, so no queue starves.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
