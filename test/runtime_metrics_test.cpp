@@ -62,6 +62,26 @@ TEST_SUITE("metrics") {
     CHECK(runtime.metrics().tasks_alive == 0);
   }
 
+  TEST_CASE("tasks spawned by a task count as alive until they finish") {
+    // More children than a worker's batch of core references, whose position is the count.
+    constexpr std::size_t k_children = 300;
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    test::BroadcastGate gate;
+    auto waiter = [&gate]() -> Task<void> { co_await gate.wait(); };
+    auto parent = [&]() -> Task<std::vector<JoinHandle<void>>> {
+      std::vector<JoinHandle<void>> children;
+      for (std::size_t i = 0; i < k_children; ++i)
+        children.push_back(spawn(waiter()));
+      co_return children;
+    };
+    std::vector<JoinHandle<void>> children = runtime.spawn(parent()).join();
+    CHECK(runtime.metrics().tasks_alive == k_children);
+    gate.open();
+    for (auto& child : children)
+      child.join();
+    CHECK(runtime.metrics().tasks_alive == 0);
+  }
+
   TEST_CASE("an idle worker parks, and the parks are counted") {
     Runtime runtime(RuntimeOptions{.workers = 2});
     runtime.block_on(yield_times(1));
@@ -85,8 +105,15 @@ TEST_SUITE("metrics") {
   TEST_CASE("with metrics off nothing is counted") {
     Runtime runtime(RuntimeOptions{.workers = 1, .enable_metrics = false});
     runtime.block_on(yield_times(3));
+    test::BroadcastGate gate;
+    auto waiter = [&gate]() -> Task<void> { co_await gate.wait(); };
+    auto parent = [&]() -> Task<JoinHandle<void>> { co_return spawn(waiter()); };
+    JoinHandle<void> child = runtime.spawn(parent()).join();  // spawned on a worker
     const RuntimeMetrics metrics = runtime.metrics();
+    gate.open();
+    child.join();
     CHECK(total_polls(metrics) == 0);
+    CHECK(metrics.tasks_alive == 0);
     CHECK(metrics.poll_duration.total() == 0);
   }
 

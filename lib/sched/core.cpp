@@ -209,7 +209,9 @@ RuntimeMetrics Core::metrics() const {
     out.workers.push_back(metrics);
   }
   // The counters are read one after another while tasks come and go: never report below 0.
-  out.tasks_alive = spawned > finished ? static_cast<std::size_t>(spawned - finished) : 0;
+  // (With metrics off only the workers' spawns are counted, and nothing is reported.)
+  if (m_metrics && spawned > finished)
+    out.tasks_alive = static_cast<std::size_t>(spawned - finished);
   out.inject_queue_depth = static_cast<std::size_t>(std::max<std::int64_t>(0, m_inject.len()));
   const BlockingPool::Snapshot blocking = m_blocking->snapshot();
   out.blocking_threads = blocking.threads;

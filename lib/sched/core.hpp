@@ -46,8 +46,8 @@ class Core {
   void release(std::size_t count = 1) noexcept;
   /// A task's reference, taken at spawn (where the spawn is also counted, for the metrics)
   /// and dropped when its header is freed. On this core's own workers they come from and go
-  /// to a per-worker batch (see Worker::m_core_credit), so spawning and freeing tasks does
-  /// not bounce the count's cache line between cores.
+  /// to a per-worker batch (see Worker::take_core_reference), so spawning and freeing tasks
+  /// does not bounce the count's cache line between cores.
   void retain_for_spawn() noexcept;
   void release_for_task() noexcept;
 
@@ -132,11 +132,12 @@ inline Worker* Core::own_worker() const noexcept {
 }
 
 inline void Worker::take_core_reference() noexcept {
-  if (m_core_credit == 0) {
-    m_core.retain(k_core_reference_batch);
-    m_core_credit = k_core_reference_batch;
-  }
-  --m_core_credit;
+  // The spawn count is also the position in the batch: a spawn at a multiple of the batch
+  // size has used up the last batch and takes the next. So the metrics' spawn count costs
+  // nothing beyond the batching itself.
+  const std::uint64_t spawned = m_stats.spawned.get();
+  if (spawned % k_core_reference_batch == 0) m_core.retain(k_core_reference_batch);
+  m_stats.spawned.set(spawned + 1);
 }
 
 inline void Worker::return_core_reference() noexcept {
@@ -148,8 +149,7 @@ inline void Worker::return_core_reference() noexcept {
 
 inline void Core::retain_for_spawn() noexcept {
   if (Worker* worker = own_worker()) {
-    worker->take_core_reference();
-    if (m_metrics) worker->stats().spawned.add();
+    worker->take_core_reference();  // counts the spawn too
   } else {
     retain();
     // relaxed: a count for snapshots only.

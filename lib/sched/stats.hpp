@@ -77,7 +77,8 @@ struct alignas(64) WorkerStats {
   OwnerCounter busy_ns;
   /// When the open busy stretch began (metrics clock), or 0 while the worker is parked.
   OwnerCounter busy_since;
-  /// Tasks this worker spawned, and tasks that finished on it.
+  /// Tasks this worker spawned, and tasks that finished on it. The spawn count is kept with
+  /// metrics off too: it is the worker's position in its batch of core references.
   OwnerCounter spawned;
   OwnerCounter finished;
   OwnerHistogram poll_duration;

@@ -85,7 +85,11 @@ void Worker::run() {
   run_hook(m_core, m_core.options().on_thread_stop);
   t_current_worker = nullptr;
   // Settle the batch: tasks freed from now on on this thread release the core directly.
-  const std::size_t unsettled = std::exchange(m_core_credit, 0) + std::exchange(m_core_debt, 0);
+  // The references of the last batch not yet handed to a task (see take_core_reference).
+  const std::size_t spawned_in_batch =
+      static_cast<std::size_t>(m_stats.spawned.get() % k_core_reference_batch);
+  const std::size_t credit = spawned_in_batch == 0 ? 0 : k_core_reference_batch - spawned_in_batch;
+  const std::size_t unsettled = credit + std::exchange(m_core_debt, 0);
   if (unsettled != 0) m_core.release(unsettled);
 }
 

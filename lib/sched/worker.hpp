@@ -105,8 +105,6 @@ class Worker {
   std::uint32_t m_ticks_to_inject_check = k_inject_interval;
   std::uint32_t m_rng;
   bool m_searching = false;
-  /// Core references taken in a batch and not yet handed to a task.
-  std::size_t m_core_credit = 0;
   /// Core references of freed tasks not yet returned to the core.
   std::size_t m_core_debt = 0;
   const bool m_metrics;
