@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# What metrics and the stall detector cost: runs weft-bench with them on (the default) and
-# off (WEFT_METRICS=off), alternating, ROUNDS times each, and prints each benchmark's median
-# across rounds for both and their ratio. Alternating spreads a slow spell on a shared
-# machine over both.
+# What metrics and the stall detector cost: runs each weft-bench benchmark with them on (the
+# default) and off (WEFT_METRICS=off), back to back, ROUNDS times, and prints for each
+# benchmark the ratio of its medians and the median of its per-round ratios. The two runs of
+# a round share whatever spell the shared machine is in, so the per-round ratio cancels it.
 #
-# Usage: apps/bench/metrics-cost.sh [PATH-TO-weft-bench] [FILTER]
-#        (default build/apps/bench/weft-bench; FILTER as for weft-bench)
+# Usage: apps/bench/metrics-cost.sh [PATH-TO-weft-bench] [NAMES]
+#        (default build/apps/bench/weft-bench and every benchmark; NAMES space-separated)
 # Environment: ROUNDS (default 5), WORKERS (default 2).
 #   MODE=instructions counts instructions instead, with valgrind's callgrind: for each
 #   benchmark, with metrics on and off, the instructions of REPS=3 minus those of REPS=1 (no
@@ -44,29 +44,44 @@ export WORKERS=${WORKERS:-2}
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$script_dir" rev-parse --show-toplevel)
 weft_bench=${1:-$repo/build/apps/bench/weft-bench}
-filter=${2:-}
+names=${2:-spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn mpsc_throughput mutex_contended}
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
+# Each round runs every benchmark on and off back to back (which goes first alternates), so
+# the two runs of a pair share the machine's spell; the per-round ratio cancels it.
 for round in $(seq "$ROUNDS"); do
-  "$weft_bench" $filter >>"$results/on"
-  WEFT_METRICS=off "$weft_bench" $filter >>"$results/off"
+  for name in $names; do
+    if ((round % 2)); then order="on off"; else order="off on"; fi
+    for mode in $order; do
+      WEFT_METRICS=$mode "$weft_bench" "$name" | awk -v r="$round" '{ print r, $1, $2 }' >>"$results/$mode"
+    done
+  done
 done
 
-median() { # name file
-  awk -v n="$1" '$1 == n { print $2 }' "$2" | sort -g | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'
-}
-
-echo "# weft-bench with metrics and stall detector on vs off (median ns per unit of $ROUNDS rounds)"
+echo "# weft-bench with metrics and stall detector on vs off ($ROUNDS rounds, ns per unit)"
 echo
 echo "- command: \`ROUNDS=$ROUNDS WORKERS=$WORKERS apps/bench/metrics-cost.sh $*\`"
 echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "- median on / off: the ratio of the medians; per round: the median of each round's ratio"
 echo
-echo "| benchmark | on | off | on / off |"
-echo "|---|---:|---:|---:|"
-for name in $(awk '{ print $1 }' "$results/on" | awk '!seen[$0]++'); do
-  on=$(median "$name" "$results/on")
-  off=$(median "$name" "$results/off")
-  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a / b }')
-  echo "| $name | $on | $off | $ratio |"
-done
+echo "| benchmark | median on | median off | median on / off | per round on / off |"
+echo "|---|---:|---:|---:|---:|"
+python3 - "$results/on" "$results/off" $names <<'PY'
+import statistics, sys
+def load(path):
+    runs = {}
+    for line in open(path):
+        r, name, value = line.split()
+        runs[(name, int(r))] = float(value)
+    return runs
+on, off = load(sys.argv[1]), load(sys.argv[2])
+for name in sys.argv[3:]:
+    rounds = sorted(r for (n, r) in on if n == name and (n, r) in off)
+    if not rounds:
+        continue
+    a = statistics.median(on[(name, r)] for r in rounds)
+    b = statistics.median(off[(name, r)] for r in rounds)
+    per_round = statistics.median(on[(name, r)] / off[(name, r)] for r in rounds)
+    print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.3f} | {per_round:.3f} |")
+PY
