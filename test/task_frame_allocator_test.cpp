@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,21 @@ TEST_SUITE("frame_allocator") {
     CHECK(returned == frame_cache_enabled());
     for (auto& b : taken)
       deallocate_block(b.memory, 300, b.owner);
+  }
+
+  TEST_CASE("cached blocks never share a cache line, so neighbouring tasks do not either") {
+    if (!frame_cache_enabled()) return;
+    // More than a local list holds, so most come fresh from the system, where malloc would
+    // pack them 16 bytes apart.
+    std::vector<FrameBlock> blocks;
+    for (int i = 0; i < 300; ++i)
+      blocks.push_back(allocate_block(100 + static_cast<std::size_t>(i % 3) * 70));
+    for (const FrameBlock& block : blocks)
+      CHECK(reinterpret_cast<std::uintptr_t>(block.memory) % 64 == 0);
+    for (int i = 0; i < 300; ++i) {
+      const FrameBlock& block = blocks[static_cast<std::size_t>(i)];
+      deallocate_block(block.memory, 100 + static_cast<std::size_t>(i % 3) * 70, block.owner);
+    }
   }
 
   TEST_CASE("blocks larger than the cached sizes come from the system allocator") {

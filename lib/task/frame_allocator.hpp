@@ -13,6 +13,7 @@
 //   so a remote free never reaches freed memory. Their blocks stay reachable (no leak report).
 // - A block records the index of the cache that allocated it (0: plain operator new).
 // - Local lists hold at most k_max_cached blocks per size class; the rest go to the system.
+// - Cached blocks are whole 64-byte lines, from aligned operator new: tasks never share a line.
 // - Under AddressSanitizer every block comes from plain operator new, so ASan sees each free.
 #pragma once
 
@@ -29,7 +30,8 @@ struct FrameBlock {
 /// False in AddressSanitizer builds, where every block comes from the system allocator.
 [[nodiscard]] bool frame_cache_enabled() noexcept;
 
-/// Any thread. At least `bytes` bytes, aligned for any fundamental type.
+/// Any thread. At least `bytes` bytes, aligned for any fundamental type. Cached sizes (up to
+/// 1 KiB) come in whole cache lines and start on one, so no two tasks share a line.
 FrameBlock allocate_block(std::size_t bytes);
 /// Any thread; `bytes` and `owner` as given by allocate_block.
 void deallocate_block(void* memory, std::size_t bytes, std::uint16_t owner) noexcept;
