@@ -13,7 +13,8 @@
 //   so a remote free never reaches freed memory. Their blocks stay reachable (no leak report).
 // - A block records the index of the cache that allocated it (0: plain operator new).
 // - Local lists hold at most k_max_cached blocks per size class; the rest go to the system.
-// - Cached blocks are whole 64-byte lines, from aligned operator new: tasks never share a line.
+// - Cached blocks are whole 64-byte lines and start on one (placed by hand in a malloc chunk
+//   one line larger; see allocate_aligned): tasks never share a line.
 // - Under AddressSanitizer every block comes from plain operator new, so ASan sees each free.
 #pragma once
 
