@@ -121,7 +121,7 @@ void Core::retain(std::size_t count) noexcept {
 
 void Core::release(std::size_t count) noexcept {
   // acq_rel: the last owner sees every other owner's writes before deleting; pairs with itself.
-  if (m_refs.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
+  if ((m_refs.fetch_sub(count, std::memory_order_acq_rel) & k_ref_mask) == count) delete this;
 }
 
 void Core::schedule_from_outside(TaskHeader* task) noexcept {
@@ -179,8 +179,10 @@ void Core::notify_if_work_pending() noexcept {
 RuntimeMetrics Core::metrics() const {
   RuntimeMetrics out;
   out.workers.reserve(m_workers.size());
-  std::uint64_t spawned = m_remote_spawned.load(std::memory_order_relaxed);  // relaxed: a count
-  std::uint64_t finished = m_remote_finished.load(std::memory_order_relaxed);
+  // Spawns and completions in wrapping 32-bit arithmetic, as m_refs keeps the remote spawns:
+  // their difference, the tasks alive, is far below 2^31. relaxed: counts for snapshots only.
+  auto spawned = static_cast<std::uint32_t>(m_refs.load(std::memory_order_relaxed) >> 32);
+  auto finished = static_cast<std::uint32_t>(m_remote_finished.load(std::memory_order_relaxed));
   for (const auto& worker : m_workers) {
     const WorkerStats& stats = worker->stats();
     WorkerMetrics metrics;
@@ -204,14 +206,14 @@ RuntimeMetrics Core::metrics() const {
     metrics.busy_time = std::chrono::nanoseconds(busy);
     stats.poll_duration.add_to(out.poll_duration);
     stats.scheduling_delay.add_to(out.scheduling_delay);
-    spawned += stats.spawned.get();
-    finished += stats.finished.get();
+    spawned += static_cast<std::uint32_t>(stats.spawned.get());
+    finished += static_cast<std::uint32_t>(stats.finished.get());
     out.workers.push_back(metrics);
   }
   // The counters are read one after another while tasks come and go: never report below 0.
   // (With metrics off only the workers' spawns are counted, and nothing is reported.)
-  if (m_metrics && spawned > finished)
-    out.tasks_alive = static_cast<std::size_t>(spawned - finished);
+  const auto alive = static_cast<std::int32_t>(spawned - finished);
+  if (m_metrics && alive > 0) out.tasks_alive = static_cast<std::size_t>(alive);
   out.inject_queue_depth = static_cast<std::size_t>(std::max<std::int64_t>(0, m_inject.len()));
   const BlockingPool::Snapshot blocking = m_blocking->snapshot();
   out.blocking_threads = blocking.threads;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -111,10 +112,15 @@ class Core {
   std::vector<std::thread> m_threads;
   std::unique_ptr<StallMonitor> m_stall_monitor;  // null when the detector is off
   std::mutex m_shutdown_mutex;
-  // Written by every spawn and wake from outside the workers: the reference count, and the
-  // spawns and completions off this core's workers (metrics). They share a line of their own.
-  alignas(64) std::atomic<std::size_t> m_refs{1};
-  std::atomic<std::uint64_t> m_remote_spawned{0};
+  // Written by every spawn and wake from outside the workers, on a line of their own:
+  // - m_refs: the reference count in its low 32 bits and, with metrics on, the spawns off this
+  //   core's workers in its high 32 bits (wrapping), so that a remote spawn is counted by the
+  //   same read-modify-write that takes its reference. References stay below 2^32 (one per
+  //   live task, plus a batch per worker), so the count never carries into the spawns.
+  // - m_remote_finished: completions off this core's workers (metrics).
+  static constexpr std::uint64_t k_ref_mask = 0xffff'ffffULL;
+  static constexpr std::uint64_t k_remote_spawn_unit = 1ULL << 32;
+  alignas(64) std::atomic<std::uint64_t> m_refs{1};
   std::atomic<std::uint64_t> m_remote_finished{0};
   // Read by every worker on every tick and by every schedule(): a line of its own, or each
   // remote spawn's writes above would take it from the workers' caches (it shared m_refs'
@@ -151,9 +157,8 @@ inline void Core::retain_for_spawn() noexcept {
   if (Worker* worker = own_worker()) {
     worker->take_core_reference();  // counts the spawn too
   } else {
-    retain();
-    // relaxed: a count for snapshots only.
-    if (m_metrics) m_remote_spawned.fetch_add(1, std::memory_order_relaxed);
+    // relaxed: as in retain(); the spawn count is for snapshots only.
+    m_refs.fetch_add(m_metrics ? k_remote_spawn_unit + 1 : 1, std::memory_order_relaxed);
   }
 }
 
