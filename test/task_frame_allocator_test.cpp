@@ -13,7 +13,7 @@ TEST_SUITE("frame_allocator") {
   TEST_CASE("a block freed on its own thread is reused by the next allocation of its size") {
     FrameBlock first = allocate_block(200);
     deallocate_block(first.memory, 200, first.owner);
-    FrameBlock second = allocate_block(250);  // the same 64-byte size class (193..256)
+    FrameBlock second = allocate_block(250);  // the same 128-byte size class (129..256)
     if (frame_cache_enabled()) {
       CHECK(second.memory == first.memory);
       CHECK(second.owner == first.owner);
@@ -41,7 +41,7 @@ TEST_SUITE("frame_allocator") {
       deallocate_block(b.memory, 300, b.owner);
   }
 
-  TEST_CASE("cached blocks never share a cache line, so neighbouring tasks do not either") {
+  TEST_CASE("cached blocks never share a pair of cache lines, so neighbouring tasks do not") {
     if (!frame_cache_enabled()) return;
     // More than a local list holds, so most come fresh from the system, where malloc would
     // pack them 16 bytes apart.
@@ -49,7 +49,7 @@ TEST_SUITE("frame_allocator") {
     for (int i = 0; i < 300; ++i)
       blocks.push_back(allocate_block(100 + static_cast<std::size_t>(i % 3) * 70));
     for (const FrameBlock& block : blocks)
-      CHECK(reinterpret_cast<std::uintptr_t>(block.memory) % 64 == 0);
+      CHECK(reinterpret_cast<std::uintptr_t>(block.memory) % 128 == 0);
     for (int i = 0; i < 300; ++i) {
       const FrameBlock& block = blocks[static_cast<std::size_t>(i)];
       deallocate_block(block.memory, 100 + static_cast<std::size_t>(i % 3) * 70, block.owner);

@@ -13,8 +13,9 @@
 //   so a remote free never reaches freed memory. Their blocks stay reachable (no leak report).
 // - A block records the index of the cache that allocated it (0: plain operator new).
 // - Local lists hold at most k_max_cached blocks per size class; the rest go to the system.
-// - Cached blocks are whole 64-byte lines and start on one (placed by hand in a malloc chunk
-//   one line larger; see allocate_aligned): tasks never share a line.
+// - Cached blocks are whole multiples of 128 bytes (a pair of cache lines) and start on such a
+//   boundary (placed by hand in a malloc chunk 128 bytes larger; see allocate_aligned): tasks
+//   never share a line, nor a pair that the adjacent-line prefetcher moves together.
 // - Under AddressSanitizer every block comes from plain operator new, so ASan sees each free.
 #pragma once
 
@@ -32,7 +33,7 @@ struct FrameBlock {
 [[nodiscard]] bool frame_cache_enabled() noexcept;
 
 /// Any thread. At least `bytes` bytes, aligned for any fundamental type. Cached sizes (up to
-/// 1 KiB) come in whole cache lines and start on one, so no two tasks share a line.
+/// 1 KiB) come in multiples of 128 bytes, aligned to 128, so no two tasks share a line.
 FrameBlock allocate_block(std::size_t bytes);
 /// Any thread; `bytes` and `owner` as given by allocate_block.
 void deallocate_block(void* memory, std::size_t bytes, std::uint16_t owner) noexcept;
