@@ -7,14 +7,15 @@
 #               time (user+sys, from /proc) per dialog, with ratios to the floor and to Tokio;
 #   held        HELD connections held open at once (weft-load --hold): the server's resident
 #               memory above its idle size, per connection;
-#   scaling     server CPU per dialog at 100, 1,000 and 10,000 concurrent clients.
+#   scaling     server CPU per dialog at 100, 1,000 and 10,000 concurrent clients, ROUNDS
+#               rounds, with the median of each round's ratio of 10,000 to 100.
 #
 # Usage: apps/bench/greeter-peers.sh [BUILD-DIR]   (default: build)
 # Environment:
 #   THREADS      server threads (WORKERS for Tokio, GOMAXPROCS for Go); default 2
 #   CONNECTIONS  concurrent clients for the throughput table; default 100
 #   DIALOGS      dialogs per run; default 30000
-#   ROUNDS       throughput runs per server; default 3
+#   ROUNDS       throughput and scaling rounds; default 3
 #   HELD         connections for the held table; default 10000
 #   MODES        which tables, default "throughput held scaling"
 #   ANCHORS      where the peers are (built with shared/anchors/build when missing)
@@ -163,28 +164,38 @@ held() {
 }
 
 scaling() {
-  echo
-  echo "Server CPU-us per dialog as concurrency grows ($DIALOGS dialogs each, one run):"
-  echo
-  echo "| server | 100 clients | 1,000 clients | 10,000 clients | 10,000 / 100 |"
-  echo "| --- | ---: | ---: | ---: | ---: |"
-  for server in "${servers[@]}"; do
-    row=()
-    for clients in 100 1000 10000; do
-      port=$((10000 + RANDOM % 20000))  # below the ephemeral range
-      start_server "$server" "$port"
-      "$load" --port "$port" -c 100 -n 2000 --threads "$THREADS" >/dev/null  # warm-up
-      before=$(cpu_ticks "$server_pid")
-      "$load" --port "$port" -c "$clients" -n "$DIALOGS" --threads "$THREADS" \
-        --source-addresses 4 --timeout 60s >/dev/null ||
-        echo "greeter-peers: $server had failed dialogs at $clients clients" >&2
-      after=$(cpu_ticks "$server_pid")
-      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
-      row+=("$(cpu_per_dialog $((after - before)) "$DIALOGS")")
-      echo "scaling $server $clients: ${row[-1]} CPU-us/dialog" >&2
+  # Each round runs every server at the three concurrencies back to back, so the per-round
+  # ratio 10,000 / 100 compares runs made in the same spell of the machine.
+  for round in $(seq 1 "$ROUNDS"); do
+    for server in "${servers[@]}"; do
+      for clients in 100 1000 10000; do
+        port=$((10000 + RANDOM % 20000))  # below the ephemeral range
+        start_server "$server" "$port"
+        "$load" --port "$port" -c 100 -n 2000 --threads "$THREADS" >/dev/null  # warm-up
+        before=$(cpu_ticks "$server_pid")
+        "$load" --port "$port" -c "$clients" -n "$DIALOGS" --threads "$THREADS" \
+          --source-addresses 4 --timeout 60s >/dev/null ||
+          echo "greeter-peers: $server had failed dialogs at $clients clients" >&2
+        after=$(cpu_ticks "$server_pid")
+        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+        c=$(cpu_per_dialog $((after - before)) "$DIALOGS")
+        echo "$round $clients $c" >>"$results/scaling-$server"
+        echo "scaling round $round $server $clients: $c CPU-us/dialog" >&2
+      done
     done
-    awk -v s="$server" -v a="${row[0]}" -v b="${row[1]}" -v c="${row[2]}" \
-      'BEGIN{printf "| %s | %.1f | %.1f | %.1f | %.2f |\n", s, a, b, c, c/a}'
+  done
+  echo
+  echo "Server CPU-us per dialog as concurrency grows ($DIALOGS dialogs each, median of $ROUNDS rounds):"
+  echo
+  echo "| server | 100 clients | 1,000 clients | 10,000 clients | 10,000 / 100 | per round 10,000 / 100 |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for server in "${servers[@]}"; do
+    file=$results/scaling-$server
+    at() { awk -v n="$1" '$2 == n {print $3}' "$file" | median; }
+    per_round=$(awk '$2 == 100 {a[$1] = $3} $2 == 10000 {b[$1] = $3}
+                     END {for (r in a) if (r in b) print b[r] / a[r]}' "$file" | median)
+    awk -v s="$server" -v a="$(at 100)" -v b="$(at 1000)" -v c="$(at 10000)" -v r="$per_round" \
+      'BEGIN{printf "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |\n", s, a, b, c, c/a, r}'
   done
 }
 
