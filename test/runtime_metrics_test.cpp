@@ -63,7 +63,9 @@ TEST_SUITE("metrics") {
   }
 
   TEST_CASE("tasks spawned by a task count as alive until they finish") {
-    // More children than a worker's batch of core references, whose position is the count.
+    // More children than a worker's batch of 256 core references, whose position is the
+    // spawn count: the count crosses a batch boundary (a wrong settlement of the batch would
+    // show as a leaked or early-freed core under ASan).
     constexpr std::size_t k_children = 300;
     Runtime runtime(RuntimeOptions{.workers = 2});
     test::BroadcastGate gate;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -43,17 +44,23 @@ TEST_SUITE("frame_allocator") {
 
   TEST_CASE("cached blocks never share a pair of cache lines, so neighbouring tasks do not") {
     if (!frame_cache_enabled()) return;
-    // More than a local list holds, so most come fresh from the system, where malloc would
-    // pack them 16 bytes apart.
+    // More blocks of one size than its local list holds (256), so most come fresh from the
+    // system, where malloc would pack them 16 bytes apart.
+    constexpr std::size_t k_size = 200;
     std::vector<FrameBlock> blocks;
     for (int i = 0; i < 300; ++i)
-      blocks.push_back(allocate_block(100 + static_cast<std::size_t>(i % 3) * 70));
+      blocks.push_back(allocate_block(k_size));
     for (const FrameBlock& block : blocks)
       CHECK(reinterpret_cast<std::uintptr_t>(block.memory) % 128 == 0);
-    for (int i = 0; i < 300; ++i) {
-      const FrameBlock& block = blocks[static_cast<std::size_t>(i)];
-      deallocate_block(block.memory, 100 + static_cast<std::size_t>(i % 3) * 70, block.owner);
+    std::sort(blocks.begin(), blocks.end(), [](const FrameBlock& a, const FrameBlock& b) {
+      return std::less<>()(a.memory, b.memory);
+    });
+    for (std::size_t i = 1; i < blocks.size(); ++i) {
+      // The next block starts past this one's last line pair.
+      CHECK(static_cast<char*>(blocks[i].memory) - static_cast<char*>(blocks[i - 1].memory) >= 256);
     }
+    for (const FrameBlock& block : blocks)
+      deallocate_block(block.memory, k_size, block.owner);
   }
 
   TEST_CASE("blocks larger than the cached sizes come from the system allocator") {

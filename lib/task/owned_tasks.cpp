@@ -10,16 +10,18 @@ namespace weft::detail {
 OwnedTasks::OwnedTasks(std::size_t workers) {
   std::size_t shards = std::bit_ceil(workers * 4);
   m_mask = shards - 1;
+  m_shift = static_cast<unsigned>(64 - std::countr_zero(shards));  // shards >= 4
   m_shards = std::make_unique<Shard[]>(shards);
 }
 
 OwnedTasks::~OwnedTasks() = default;
 
 OwnedTasks::Shard& OwnedTasks::shard_of(const TaskHeader* task) noexcept {
-  // Frames come from malloc at 16-byte granularity; mix the address so neighbours spread.
-  auto bits = reinterpret_cast<std::uintptr_t>(task) >> 4;
-  bits ^= bits >> 7;
-  return m_shards[bits & m_mask];
+  // Fibonacci hashing: the top bits of the address times 2^64 / phi. Cached frames start on
+  // 128-byte boundaries and the others on 16-byte ones, so the low bits say little; the
+  // product's top bits depend on all of them, and neighbours spread over the shards.
+  const auto address = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(task));
+  return m_shards[(address * 0x9E37'79B9'7F4A'7C15ULL) >> m_shift];
 }
 
 bool OwnedTasks::insert(TaskHeader* task) {
