@@ -45,6 +45,8 @@ class [[nodiscard]] Sleep {
     if (m_node.queue != nullptr) deregister();
   }
   void deregister() noexcept;
+  /// This Sleep is unregistered: takes `other`'s deadline and registration.
+  void take(Sleep& other) noexcept;
 
   detail::TimerNode m_node;
 };

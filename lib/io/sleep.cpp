@@ -5,23 +5,23 @@
 namespace weft {
 
 Sleep::Sleep(Sleep&& other) noexcept {
-  if (other.m_node.queue == nullptr) {
-    m_node.deadline = other.m_node.deadline;
-  } else {
-    other.m_node.queue->relocate(other.m_node, m_node);
-  }
+  take(other);
 }
 
 Sleep& Sleep::operator=(Sleep&& other) noexcept {
   if (this != &other) {
     cancel();
-    if (other.m_node.queue == nullptr) {
-      m_node.deadline = other.m_node.deadline;
-    } else {
-      other.m_node.queue->relocate(other.m_node, m_node);
-    }
+    take(other);
   }
   return *this;
+}
+
+void Sleep::take(Sleep& other) noexcept {
+  if (other.m_node.queue == nullptr) {
+    m_node.deadline = other.m_node.deadline;
+  } else {
+    other.m_node.queue->relocate(other.m_node, m_node);  // the registration moves too
+  }
 }
 
 Poll<void> Sleep::poll(Context& cx) {

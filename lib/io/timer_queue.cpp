@@ -21,12 +21,20 @@ void TimerQueue::init(uv_loop_t* loop) noexcept {
 }
 
 void TimerQueue::close() noexcept {
-  if (m_handle_active) {
-    ::uv_timer_stop(&m_handle);
-    m_handle_active = false;
-    m_reactor.add_waiting(-1);
-  }
+  stop_handle();
   ::uv_close(reinterpret_cast<uv_handle_t*>(&m_handle), nullptr);
+}
+
+void TimerQueue::stop_handle() noexcept {
+  if (!m_handle_active) return;
+  ::uv_timer_stop(&m_handle);
+  m_handle_active = false;
+  m_reactor.add_waiting(-1);
+}
+
+void TimerQueue::submit_arm() {
+  m_reactor.retain();  // the op's, given back through release_from_loop in apply_arm
+  m_reactor.submit({&TimerQueue::apply_arm, this});
 }
 
 void TimerQueue::insert(TimerNode& node, const Waker& waker) {
@@ -38,10 +46,7 @@ void TimerQueue::insert(TimerNode& node, const Waker& waker) {
   }
   node.queue = this;
   m_reactor.retain();  // the node's reference, given back by remove()
-  if (arm) {
-    m_reactor.retain();  // the arm op's, given back through release_from_loop
-    m_reactor.submit({&TimerQueue::apply_arm, this});
-  }
+  if (arm) submit_arm();
 }
 
 void TimerQueue::update(TimerNode& node, const Waker& waker) {
@@ -58,10 +63,7 @@ void TimerQueue::update(TimerNode& node, const Waker& waker) {
       replaced = std::exchange(node.waker, waker);
     }
   }
-  if (arm) {
-    m_reactor.retain();
-    m_reactor.submit({&TimerQueue::apply_arm, this});
-  }
+  if (arm) submit_arm();
 }
 
 void TimerQueue::remove(TimerNode& node) noexcept {
@@ -108,11 +110,7 @@ void TimerQueue::apply_arm(Reactor& reactor, void* self_ptr) noexcept {
 
 void TimerQueue::arm_handle(Clock::time_point deadline) noexcept {
   if (deadline == Clock::time_point::max()) {
-    if (m_handle_active) {
-      ::uv_timer_stop(&m_handle);
-      m_handle_active = false;
-      m_reactor.add_waiting(-1);
-    }
+    stop_handle();
     return;
   }
   // A busy worker may apply this long after the loop last looked at the clock. Round up, so

@@ -22,7 +22,7 @@
 //   stopped): a node earlier than it needs an arm op, a later one does not.
 // - At most one arm op is queued (m_arm_queued); it holds a reference to the reactor, given
 //   back through release_from_loop when it runs.
-// Thread safety: insert, update_waker, remove and relocate from any thread (the Sleep's
+// Thread safety: insert, update, remove and relocate from any thread (the Sleep's
 // owner); init, close and the callbacks on the token holder.
 #pragma once
 
@@ -70,6 +70,10 @@ class TimerQueue {
   static void apply_arm(Reactor& reactor, void* self) noexcept;
   /// Token holder: arms the handle for `deadline` (stops it for time_point::max()).
   void arm_handle(Clock::time_point deadline) noexcept;
+  /// Token holder: stops the handle if it is armed.
+  void stop_handle() noexcept;
+  /// The owner, after push_locked asked for it: queues the op that re-arms the handle.
+  void submit_arm();
   /// Under m_lock: pushes `node` and returns true if the handle must be re-armed for it.
   bool push_locked(TimerNode& node);
   void erase_locked(std::size_t index) noexcept;

@@ -6,10 +6,11 @@
 // poll is reported, once. Polls are not timed individually, so a poll is reported after it
 // has run between the threshold and the threshold plus one check interval, and a poll shorter
 // than that may go unreported. The interval is never below k_min_check_interval. While every
-// worker is idle the interval backs off to the threshold itself, so a stall that begins after a
-// quiet stretch is reported before two thresholds have passed. The workers pay
-// two stores per poll for it. Thread safety: start and stop are called by the core, once each; the
-// hook runs on the monitor's thread.
+// worker is idle the interval backs off to the threshold itself, so a stall that begins after
+// a quiet stretch is reported before two thresholds have passed. The workers pay two stores
+// per poll for it.
+// Thread safety: start and stop are called by the core, once each; the hook runs on the
+// monitor's thread.
 #pragma once
 
 #include <chrono>

@@ -92,6 +92,14 @@ void complete(TaskHeader* task, bool cancelled, TaskState::Word extra_refs,
   release_task(task, extra_refs + 1);
 }
 
+/// Cancels a task off the poll path (shutdown, or a spawn that met it), whose caller holds
+/// RUNNING or SHUTDOWN: destroys the frame, counts the task finished and completes it.
+void cancel_off_worker_poll(TaskHeader* task, TaskState::Word extra_refs) noexcept {
+  destroy_frame(task);
+  task->core->note_finished();
+  complete(task, true, extra_refs, nullptr);
+}
+
 void schedule(TaskHeader* task, bool is_yield) noexcept {
   task->core->schedule(task, is_yield);
 }
@@ -190,9 +198,7 @@ RunOutcome run_task(TaskHeader* task, OwnerCounter* finished) noexcept {
 
 void shutdown_task(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
-    destroy_frame(task);
-    task->core->note_finished();
-    complete(task, true, 0, nullptr);  // drops the owned list's reference; pop() unlinked the task
+    cancel_off_worker_poll(task, 0);  // the owned list's reference; pop() unlinked the task
   } else {
     release_task(task);  // the owned list's reference
   }
@@ -200,9 +206,7 @@ void shutdown_task(TaskHeader* task) noexcept {
 
 void discard_queued(TaskHeader* task) noexcept {
   if (task->state.transition_to_shutdown()) {
-    destroy_frame(task);
-    task->core->note_finished();
-    complete(task, true, 1, nullptr);  // the notified reference too
+    cancel_off_worker_poll(task, 1);  // the notified reference too
   } else {
     release_task(task);  // already finished: only the notified reference is left
   }
@@ -244,9 +248,7 @@ TaskHeader* spawn_raw(Core* core, std::coroutine_handle<> frame, PromiseBase& pr
     // The runtime is shutting down: the task is cancelled before it starts. This thread holds
     // the notified reference, so it may take RUNNING.
     (void)task->state.transition_to_running();
-    destroy_frame(task);
-    core->note_finished();
-    complete(task, true, 1, nullptr);  // the notified reference, and the owned list's
+    cancel_off_worker_poll(task, 1);  // the notified reference, and the owned list's
     return task;
   }
   core->schedule(task, false);
