@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -41,11 +43,43 @@ TEST_SUITE("metrics") {
     const RuntimeMetrics after = runtime.metrics();
     CHECK(total_polls(after) - total_polls(before) == k_tasks * (k_yields + 1));
     CHECK(after.tasks_alive == 0);
-    CHECK(after.poll_duration.total() >= 1);  // sampled: each worker times its first poll
+    CHECK(after.poll_duration.total() >= 1);  // sampled: a worker's first schedule is stamped
     CHECK(after.poll_duration.total() <= total_polls(after));
     CHECK(after.scheduling_delay.total() >= 1);
     for (const WorkerMetrics& worker : after.workers)
       CHECK(worker.steals <= worker.steal_attempts);
+  }
+
+  TEST_CASE("one schedule in the sample interval is stamped, and the poll it leads to timed") {
+    // Workers=1: each of the task's 3,000 yields is a schedule on that worker, and at an
+    // interval of 1,024 the worker's 1st, 1,025th and 2,049th are sampled. The spawn comes
+    // from a fresh thread, whose one wake is too few to be sampled.
+    constexpr int k_yields = 3000;
+    Runtime runtime(RuntimeOptions{.workers = 1, .metrics_sample_interval = 1024});
+    std::thread([&] { runtime.spawn(yield_times(k_yields)).join(); }).join();
+    const RuntimeMetrics metrics = runtime.metrics();
+    CHECK(total_polls(metrics) == k_yields + 1);
+    CHECK(metrics.poll_duration.total() == 3);
+    CHECK(metrics.scheduling_delay.total() == 3);  // every timed poll has its wake's delay
+  }
+
+  TEST_CASE("a sample interval of 1 times every poll") {
+    constexpr int k_yields = 20;
+    Runtime runtime(RuntimeOptions{.workers = 1, .metrics_sample_interval = 1});
+    std::thread([&] { runtime.spawn(yield_times(k_yields)).join(); }).join();
+    const RuntimeMetrics metrics = runtime.metrics();
+    CHECK(total_polls(metrics) == k_yields + 1);
+    CHECK(metrics.scheduling_delay.total() == k_yields + 1);  // the spawn's wake is sampled too
+    // The last poll's duration is recorded after the task has finished, and so after the
+    // join may have returned.
+    CHECK(
+        test::eventually([&] { return runtime.metrics().poll_duration.total() == k_yields + 1; }));
+  }
+
+  TEST_CASE("a sample interval that is not a power of two is refused") {
+    CHECK_THROWS_AS(Runtime(RuntimeOptions{.metrics_sample_interval = 0}), std::invalid_argument);
+    CHECK_THROWS_AS(Runtime(RuntimeOptions{.metrics_sample_interval = 1000}),
+                    std::invalid_argument);
   }
 
   TEST_CASE("tasks alive counts tasks that have not finished") {

@@ -7,6 +7,8 @@
 # Usage: apps/bench/metrics-cost.sh [PATH-TO-weft-bench] [NAMES]
 #        (default build/apps/bench/weft-bench and every benchmark; NAMES space-separated)
 # Environment: ROUNDS (default 5), WORKERS (default 2).
+#   MODE=aa runs both sides with metrics off: an A/A test, whose ratios show how far apart two
+#   identical configurations read on this machine, the resolution of the timed comparison.
 #   MODE=instructions counts instructions instead, with valgrind's callgrind: for each
 #   benchmark, with metrics on and off, the instructions of REPS=3 minus those of REPS=1 (no
 #   warm-ups), which cancels the runtime's start-up and shutdown. Instruction counts repeat
@@ -54,14 +56,20 @@ for round in $(seq "$ROUNDS"); do
   for name in $names; do
     if ((round % 2)); then order="on off"; else order="off on"; fi
     for mode in $order; do
-      WEFT_METRICS=$mode "$weft_bench" "$name" | awk -v r="$round" '{ print r, $1, $2 }' >>"$results/$mode"
+      setting=$mode
+      [[ ${MODE:-time} == aa ]] && setting=off
+      WEFT_METRICS=$setting "$weft_bench" "$name" | awk -v r="$round" '{ print r, $1, $2 }' >>"$results/$mode"
     done
   done
 done
 
-echo "# weft-bench with metrics and stall detector on vs off ($ROUNDS rounds, ns per unit)"
+if [[ ${MODE:-time} == aa ]]; then
+  echo "# weft-bench A/A: metrics off on both sides ($ROUNDS rounds, ns per unit)"
+else
+  echo "# weft-bench with metrics and stall detector on vs off ($ROUNDS rounds, ns per unit)"
+fi
 echo
-echo "- command: \`ROUNDS=$ROUNDS WORKERS=$WORKERS apps/bench/metrics-cost.sh $*\`"
+echo "- command: \`${MODE:+MODE=$MODE }ROUNDS=$ROUNDS WORKERS=$WORKERS apps/bench/metrics-cost.sh $*\`"
 echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "- median on / off: the ratio of the medians; per round: the median of each round's ratio"
 echo

@@ -6,10 +6,9 @@
 //
 // - Counters count from the runtime's start. Take two snapshots and subtract for a rate.
 // - A snapshot is not atomic across fields: each value is read once, while workers run.
-// - Histograms are sampled: the poll-duration histogram times one poll in 1,024 on each worker,
-//   and the scheduling-delay histogram (from the wake that queued a task to the poll that ran
-//   it) times the wakes those polls make, and one wake in 1,024 on threads that are not workers
-//   (a poll whose wake was timed is timed too). Their counts are samples, their shape is the
+// - Histograms are sampled: one wake in RuntimeOptions::metrics_sample_interval (default
+//   4,096) on each thread is stamped, and the poll it leads to adds its scheduling delay (from
+//   that wake to the poll) and its duration. Their counts are samples, their shape is the
 //   distribution's.
 // - RuntimeOptions::enable_metrics = false turns all of it off (the snapshot is then zeros
 //   except the queue depths and blocking-pool figures, which cost nothing to collect).

@@ -1,6 +1,7 @@
 #include "sched/core.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -58,6 +59,10 @@ RuntimeOptions with_defaults(RuntimeOptions options) {
   if (!options.on_stall) options.on_stall = print_stall;
   if (options.stall_threshold < std::chrono::nanoseconds::zero()) {
     throw std::invalid_argument("weft::RuntimeOptions: stall_threshold must not be negative");
+  }
+  if (!std::has_single_bit(options.metrics_sample_interval)) {
+    throw std::invalid_argument(
+        "weft::RuntimeOptions: metrics_sample_interval must be a power of two");
   }
   options.workers = resolve_workers(options.workers);
   if (!options.on_unhandled_exception) options.on_unhandled_exception = print_exception;
@@ -125,7 +130,7 @@ void Core::release(std::size_t count) noexcept {
 }
 
 void Core::schedule_from_outside(TaskHeader* task) noexcept {
-  if (m_metrics && ++t_wake_tick % Worker::k_sample_interval == 0) {
+  if (m_metrics && (++t_wake_tick & (m_options.metrics_sample_interval - 1)) == 0) {
     task->woken_at = wake_stamp(metrics_now());
   }
   schedule_remote(task);

@@ -171,14 +171,11 @@ inline void Core::release_for_task() noexcept {
 }
 
 inline void Core::schedule(TaskHeader* task, bool is_yield) noexcept {
-  // Wakes made by a sampled poll are stamped for the scheduling-delay histogram, before the
-  // push that hands the task to its poller (sample_wake is false when metrics are off).
   Worker* worker = own_worker();
   if (worker == nullptr || is_shutdown()) {
     schedule_from_outside(task);
     return;
   }
-  if (worker->sample_wake()) task->woken_at = wake_stamp(metrics_now());
   worker->schedule_local(task, is_yield);
 }
 

@@ -55,7 +55,9 @@ Worker::Worker(Core& core, std::size_t index)
       m_index(index),
       m_inject_token(core.inject().queue()),
       m_rng(static_cast<std::uint32_t>(index * 0x9E3779B9u + 1)),
-      m_metrics(core.options().enable_metrics) {}
+      m_metrics(core.options().enable_metrics),
+      m_sample_interval(core.options().metrics_sample_interval),
+      m_finished(m_metrics ? &m_stats.finished : nullptr) {}
 
 void Worker::run() {
   t_current_worker = this;
@@ -190,28 +192,32 @@ void Worker::poll_task(TaskHeader* task) {
   // release: pairs with the acquire load in StallMonitor::check.
   m_stats.poll_sequence.store(sequence + 1, std::memory_order_release);
   t_coop_budget = k_coop_budget;
+  // A stamped wake (schedule_local) asks for this poll to be timed. With metrics off no wake
+  // is stamped, so this one test is all that sampling costs a poll, on or off.
   RunOutcome outcome;
-  // The sequence doubles as the poll counter (see WorkerStats) and as the sampling tick:
-  // one poll in k_sample_interval is timed, and so are the wakes it makes (sample_wake), and
-  // the polls those wakes lead to (a stamped woken_at). Those polls' own wakes are not
-  // stamped, or a chain of wakes would time every poll after the first.
-  if (m_metrics && (task->woken_at != 0 || (sequence & (2 * k_sample_interval - 1)) == 0)) {
-    const std::uint32_t woken_at = std::exchange(task->woken_at, 0);
-    m_timing_wakes = woken_at == 0;
-    const std::uint64_t start = metrics_now();
-    if (woken_at != 0) m_stats.scheduling_delay.record(since_stamp(woken_at, start));
-    outcome = run_task(task, &m_stats.finished);  // may free the task
-    const std::uint64_t end = metrics_now();
-    m_stats.poll_duration.record(end - start);
-    if (outcome == RunOutcome::requeue && m_timing_wakes) task->woken_at = wake_stamp(end);
-    m_timing_wakes = false;
+  if (task->woken_at == 0) [[likely]] {
+    outcome = run_task(task, m_finished);  // may free the task
   } else {
-    outcome = run_task(task, m_metrics ? &m_stats.finished : nullptr);
+    outcome = poll_timed(task);
   }
   t_coop_budget = k_coop_unlimited;
   // release: the monitor sees the poll over; pairs with the acquire load in check.
   m_stats.poll_sequence.store(sequence + 2, std::memory_order_release);
   if (outcome == RunOutcome::requeue) requeue(task);
+}
+
+RunOutcome Worker::poll_timed(TaskHeader* task) {
+  const std::uint32_t woken_at = std::exchange(task->woken_at, 0);
+  const std::uint64_t start = metrics_now();
+  m_stats.scheduling_delay.record(since_stamp(woken_at, start));
+  const RunOutcome outcome = run_task(task, &m_stats.finished);  // may free the task
+  m_stats.poll_duration.record(metrics_now() - start);
+  return outcome;
+}
+
+void Worker::sample_wake(TaskHeader* task) noexcept {
+  m_wakes_to_sample = m_sample_interval;
+  if (m_metrics) task->woken_at = wake_stamp(metrics_now());
 }
 
 void Worker::requeue(TaskHeader* task) noexcept {

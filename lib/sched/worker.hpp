@@ -19,12 +19,12 @@
 #include "sched/local_queue.hpp"
 #include "sched/parker.hpp"
 #include "sched/stats.hpp"
+#include "task/header.hpp"
 #include "weft/detail/tls_model.hpp"
 
 namespace weft::detail {
 
 class Core;
-struct TaskHeader;
 
 class Worker {
  public:
@@ -36,12 +36,6 @@ class Worker {
   /// How long (in pause instructions, a few microseconds) a searcher that found nothing waits
   /// before its last look for work; see retry_before_park.
   static constexpr std::uint32_t k_pauses_before_retry = 64;
-  /// One poll in this many is timed for the metrics' histograms, with the wakes it makes. A
-  /// clock read costs about 26 ns on this virtual machine, and a sampled yield makes four
-  /// (its poll, and the next poll its stamped wake leads to): at 1 in 256 that was 0.4 ns of
-  /// a 20 ns yield_now, two thirds of what metrics cost it; at 1 in 1024 it is 0.1 ns. A busy
-  /// worker still times a thousand or more polls a second.
-  static constexpr std::uint32_t k_sample_interval = 1024;
 
   using Queue = LocalQueue<TaskHeader*, k_queue_capacity>;
 
@@ -52,6 +46,10 @@ class Worker {
   /// Owner thread only: see Core::schedule. A wake or spawn goes to the LIFO slot; what the
   /// slot held before, or a yield, goes to the back of the queue.
   void schedule_local(TaskHeader* task, bool is_yield) noexcept {
+    // Every poll follows one schedule, so counting schedules samples polls evenly, and the
+    // poll itself then needs only the test of the stamp (see poll_task).
+    if (--m_wakes_to_sample == 0) [[unlikely]]
+      sample_wake(task);
     if (!is_yield) {
       task = std::exchange(m_lifo, task);
       if (task == nullptr) return;  // the slot is not stealable, so waking others is useless
@@ -68,9 +66,6 @@ class Worker {
   /// Written by the owner; any thread may read (see sched/stats.hpp).
   [[nodiscard]] WorkerStats& stats() noexcept { return m_stats; }
   [[nodiscard]] const WorkerStats& stats() const noexcept { return m_stats; }
-  /// Owner thread only: whether to stamp this wake for the scheduling-delay histogram (it is
-  /// made by a poll that is being timed; see poll_task).
-  [[nodiscard]] bool sample_wake() const noexcept { return m_timing_wakes; }
 
   /// Owner thread only: hand out, or take back, one task's reference to the core, from the
   /// worker's batch. The batch is settled with the core when the worker exits. Defined in
@@ -87,8 +82,12 @@ class Worker {
   TaskHeader* retry_before_park();
   TaskHeader* pull_from_inject();
   void run_with_lifo(TaskHeader* task);
-  /// Runs one task, counting and (one poll in k_sample_interval) timing it.
+  /// Runs one task, counting it, and timing it if its wake was stamped.
   void poll_task(TaskHeader* task);
+  /// The timed poll: out of line, so that the untimed one saves no registers for it.
+  [[gnu::noinline]] RunOutcome poll_timed(TaskHeader* task);
+  /// The sampled wake: stamps the task when metrics are on, and restarts the countdown.
+  [[gnu::noinline]] void sample_wake(TaskHeader* task) noexcept;
   /// A task woken during its own poll goes behind the queued tasks (Core::schedule, inlined).
   void requeue(TaskHeader* task) noexcept;
   void push_back(TaskHeader* task) noexcept;
@@ -110,8 +109,13 @@ class Worker {
   /// Core references of freed tasks not yet returned to the core.
   std::size_t m_core_debt = 0;
   const bool m_metrics;
-  /// The poll in progress is a sampled one, so the wakes it makes are stamped.
-  bool m_timing_wakes = false;
+  /// RuntimeOptions::metrics_sample_interval.
+  const std::uint32_t m_sample_interval;
+  /// Counts down the schedules to the next sampled one; the first is sampled, so that even a
+  /// short workload shows in the histograms.
+  std::uint32_t m_wakes_to_sample = 1;
+  /// Where finished tasks are counted: m_stats.finished, or null with metrics off.
+  OwnerCounter* const m_finished;
   WorkerStats m_stats;
 };
 

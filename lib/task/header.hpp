@@ -43,8 +43,9 @@ struct TaskHeader {
   SourceLocation spawned_at;  ///< the spawn call, for stall reports
   std::uint32_t block_size;   ///< bytes allocated for header and frame together
   /// When the task was last scheduled, in 16 ns units of the metrics clock, if that wake was
-  /// sampled for the scheduling-delay histogram; else 0. Written by the scheduler, read and
-  /// cleared by the worker that polls the task next (the run queue orders the two).
+  /// sampled for the histograms; else 0, and always 0 with metrics off. Written by the
+  /// scheduler, read and cleared by the worker that polls the task next (the run queue orders
+  /// the two), which times that poll.
   std::uint32_t woken_at;
   std::uint16_t magic;
   std::uint16_t block_owner;  ///< the frame cache to return the block to (frame_allocator.hpp)
