@@ -163,8 +163,12 @@ int main(int argc, char** argv) {
   greeter::ConnectionSlots slots(options.config.max_connections);
   greeter::Stats stats;
   try {
-    weft::Runtime runtime(
-        weft::RuntimeOptions{.workers = options.threads, .thread_name_prefix = "greeter"});
+    // A dialog's few polls are system calls of microseconds: timing one in 256 costs about
+    // 1 ns of its 40 us of CPU (three 29 ns clock reads per sample), and gives the --stats
+    // line's quantiles samples even at light load.
+    weft::Runtime runtime(weft::RuntimeOptions{.workers = options.threads,
+                                               .thread_name_prefix = "greeter",
+                                               .metrics_sample_interval = 256});
     runtime.block_on(run(options, runtime, listener, slots, stats));
   } catch (const std::exception& error) {
     std::fprintf(stderr, "weft-greeter: %s\n", error.what());
