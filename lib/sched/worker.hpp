@@ -1,9 +1,9 @@
 // One worker thread: its run queue, LIFO slot, parker and loop.
 //
 // Invariants
-// - The LIFO slot, the tick countdown, the searching flag, the core-reference batch and the inject
-//   consumer token belong to the worker's thread; other threads touch only `queue()` (to steal) and
-//   `parker()` (to unpark).
+// - The LIFO slot, the tick and sample countdowns, the searching flag, the core-reference batch
+//   and the inject consumer token belong to the worker's thread; other threads touch only
+//   `queue()` (to steal) and `parker()` (to unpark).
 // - Before parking, the worker holds no task: its LIFO slot and queue are empty. Between
 //   ticks the LIFO slot holds a task only when the LIFO cap left it there with the queue
 //   empty; next_task() takes it first (after the periodic inject check).
