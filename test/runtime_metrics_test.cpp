@@ -26,6 +26,14 @@ Task<void> yield_times(int yields) {
     co_await yield_now();
 }
 
+/// Runs one task that yields `yields` times on `runtime`, spawned and joined from a fresh
+/// thread (whose one wake is sampled only at an interval of 1), and returns the runtime's
+/// metrics after the join.
+RuntimeMetrics metrics_after_yields(Runtime& runtime, int yields) {
+  std::thread([&] { runtime.spawn(yield_times(yields)).join(); }).join();
+  return runtime.metrics();
+}
+
 }  // namespace
 
 TEST_SUITE("metrics") {
@@ -56,8 +64,7 @@ TEST_SUITE("metrics") {
     // from a fresh thread, whose one wake is too few to be sampled.
     constexpr int k_yields = 3000;
     Runtime runtime(RuntimeOptions{.workers = 1, .metrics_sample_interval = 1024});
-    std::thread([&] { runtime.spawn(yield_times(k_yields)).join(); }).join();
-    const RuntimeMetrics metrics = runtime.metrics();
+    const RuntimeMetrics metrics = metrics_after_yields(runtime, k_yields);
     CHECK(total_polls(metrics) == k_yields + 1);
     CHECK(metrics.poll_duration.total() == 3);
     CHECK(metrics.scheduling_delay.total() == 3);  // every timed poll has its wake's delay
@@ -66,8 +73,7 @@ TEST_SUITE("metrics") {
   TEST_CASE("a sample interval of 1 times every poll") {
     constexpr int k_yields = 20;
     Runtime runtime(RuntimeOptions{.workers = 1, .metrics_sample_interval = 1});
-    std::thread([&] { runtime.spawn(yield_times(k_yields)).join(); }).join();
-    const RuntimeMetrics metrics = runtime.metrics();
+    const RuntimeMetrics metrics = metrics_after_yields(runtime, k_yields);
     CHECK(total_polls(metrics) == k_yields + 1);
     CHECK(metrics.scheduling_delay.total() == k_yields + 1);  // the spawn's wake is sampled too
     // The last poll's duration is recorded after the task has finished, and so after the

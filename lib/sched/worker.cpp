@@ -56,7 +56,6 @@ Worker::Worker(Core& core, std::size_t index)
       m_inject_token(core.inject().queue()),
       m_rng(static_cast<std::uint32_t>(index * 0x9E3779B9u + 1)),
       m_metrics(core.options().enable_metrics),
-      m_sample_interval(core.options().metrics_sample_interval),
       m_finished(m_metrics ? &m_stats.finished : nullptr) {}
 
 void Worker::run() {
@@ -216,7 +215,7 @@ RunOutcome Worker::poll_timed(TaskHeader* task) {
 }
 
 void Worker::sample_wake(TaskHeader* task) noexcept {
-  m_wakes_to_sample = m_sample_interval;
+  m_wakes_to_sample = m_core.options().metrics_sample_interval;
   if (m_metrics) task->woken_at = wake_stamp(metrics_now());
 }
 

@@ -109,8 +109,6 @@ class Worker {
   /// Core references of freed tasks not yet returned to the core.
   std::size_t m_core_debt = 0;
   const bool m_metrics;
-  /// RuntimeOptions::metrics_sample_interval.
-  const std::uint32_t m_sample_interval;
   /// Counts down the schedules to the next sampled one; the first is sampled, so that even a
   /// short workload shows in the histograms.
   std::uint32_t m_wakes_to_sample = 1;

@@ -9,7 +9,7 @@ namespace weft::detail {
 
 OwnedTasks::OwnedTasks(std::size_t workers) {
   std::size_t shards = std::bit_ceil(workers * 4);
-  m_mask = shards - 1;
+  m_shard_count = shards;
   m_shift = static_cast<unsigned>(64 - std::countr_zero(shards));  // shards >= 4
   m_shards = std::make_unique<Shard[]>(shards);
 }
@@ -51,14 +51,14 @@ bool OwnedTasks::remove(TaskHeader* task) {
 }
 
 void OwnedTasks::close() {
-  for (std::size_t i = 0; i <= m_mask; ++i) {
+  for (std::size_t i = 0; i < m_shard_count; ++i) {
     std::lock_guard guard(m_shards[i].lock);
     m_shards[i].closed = true;
   }
 }
 
 TaskHeader* OwnedTasks::pop() {
-  for (std::size_t i = 0; i <= m_mask; ++i) {
+  for (std::size_t i = 0; i < m_shard_count; ++i) {
     Shard& shard = m_shards[i];
     std::lock_guard guard(shard.lock);
     TaskHeader* task = shard.head;

@@ -46,7 +46,7 @@ class OwnedTasks {
   };
   Shard& shard_of(const TaskHeader* task) noexcept;
 
-  std::size_t m_mask;
+  std::size_t m_shard_count;  ///< a power of two, at least 4
   /// 64 minus log2 of the shard count: shard_of keeps the top bits of a hash.
   unsigned m_shift;
   std::unique_ptr<Shard[]> m_shards;
