@@ -45,6 +45,21 @@ TEST_SUITE("load_histogram") {
     CHECK(histogram->percentile(100) == 10000);
   }
 
+  TEST_CASE("a percentile's rank is exact where floating point would round it up") {
+    // 99.9% of 1,000 samples is the 999th, which is 1 here; in doubles the rank comes out as
+    // 999.0000000000001, whose ceiling is the 1,000th sample: the outlier.
+    for (const std::uint64_t total : {1'000ULL, 10'000ULL, 30'000ULL, 100'000ULL}) {
+      auto histogram = std::make_unique<Histogram>();
+      for (std::uint64_t i = 0; i + total / 1000 < total; ++i)
+        histogram->record(1);
+      for (std::uint64_t i = 0; i < total / 1000; ++i)
+        histogram->record(1'000'000);
+      CAPTURE(total);
+      CHECK(histogram->percentile(99.9) == 1);
+      CHECK(histogram->percentile(99.95) > 1);
+    }
+  }
+
   TEST_CASE("an empty histogram reports zero, and huge values saturate the last bucket") {
     auto histogram = std::make_unique<Histogram>();
     CHECK(histogram->percentile(99) == 0);

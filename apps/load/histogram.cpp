@@ -45,8 +45,15 @@ std::uint64_t Histogram::max() const noexcept {
 std::uint64_t Histogram::percentile(double p) const noexcept {
   const std::uint64_t total = count();
   if (total == 0) return 0;
-  const auto rank = static_cast<std::uint64_t>(
-      std::max(1.0, std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(total))));
+  // The rank is ceil(p% of total), in integers: in doubles, 99.9 / 100 * 1000 is
+  // 999.0000000000001, whose ceiling would make p99.9 of 1,000 samples the largest one.
+  // p is rounded to a billionth of a percent first.
+  constexpr std::uint64_t k_scale = 100'000'000'000;  // 100% in billionths of a percent
+  __extension__ using Wide = unsigned __int128;       // scaled * total needs more than 64 bits
+  const auto scaled = static_cast<Wide>(
+      std::llround(std::clamp(p, 0.0, 100.0) * static_cast<double>(k_scale / 100)));
+  const auto rank = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>((scaled * total + k_scale - 1) / k_scale));
   std::uint64_t seen = 0;
   for (std::size_t bucket = 0; bucket < k_buckets; ++bucket) {
     seen += m_counts[bucket].load(std::memory_order_relaxed);
