@@ -43,18 +43,29 @@ class Flags {
   /// A whole number from 0 to `max`.
   unsigned long long number(unsigned long long max) { return parse_number(value(), max); }
 
-  /// A duration: 250ms, 10s, 2m; a bare number means seconds.
+  /// A duration: 250ms, 10s, 2m; a bare number means seconds. At most k_max_duration, so
+  /// that a deadline of now() plus the duration cannot overflow the clocks' nanoseconds.
   std::chrono::milliseconds duration() {
     const std::string_view text = value();
     const auto digits_end = text.find_first_not_of("0123456789");
     const std::string_view unit =
         digits_end == std::string_view::npos ? "s" : text.substr(digits_end);
-    const auto amount = parse_number(text.substr(0, digits_end), 1'000'000'000);
-    if (unit == "ms") return std::chrono::milliseconds(amount);
-    if (unit == "s") return std::chrono::seconds(amount);
-    if (unit == "m") return std::chrono::minutes(amount);
-    fail(std::string(m_name) + " wants a duration such as 250ms, 10s or 2m, got '" +
-         std::string(text) + "'");
+    const auto amount = parse_number(text.substr(0, digits_end), ~0ULL);
+    std::chrono::milliseconds per_unit;
+    if (unit == "ms") {
+      per_unit = std::chrono::milliseconds(1);
+    } else if (unit == "s") {
+      per_unit = std::chrono::seconds(1);
+    } else if (unit == "m") {
+      per_unit = std::chrono::minutes(1);
+    } else {
+      fail(std::string(m_name) + " wants a duration such as 250ms, 10s or 2m, got '" +
+           std::string(text) + "'");
+    }
+    if (amount > static_cast<unsigned long long>(k_max_duration / per_unit)) {
+      fail(std::string(m_name) + " is at most 365 days, got '" + std::string(text) + "'");
+    }
+    return per_unit * static_cast<long long>(amount);
   }
 
   [[noreturn]] void fail(const std::string& message) const {
@@ -63,6 +74,8 @@ class Flags {
   }
 
  private:
+  static constexpr std::chrono::milliseconds k_max_duration = std::chrono::hours(365 * 24);
+
   unsigned long long parse_number(std::string_view text, unsigned long long max) const {
     if (text.empty() || text.size() > 15 ||
         text.find_first_not_of("0123456789") != std::string_view::npos) {

@@ -11,6 +11,7 @@
 
 #include "../common/fd_limit.hpp"
 #include "../common/flags.hpp"
+#include "../common/resolve.hpp"
 #include "greeter.hpp"
 #include "stats_line.hpp"
 
@@ -24,7 +25,8 @@ The greeter from the Tokio tutorial, on weft: it asks "Who are you?", reads a na
 replies "Thanks for dialing in, NAME!".
 
 Options:
-  --host HOST              address to listen on (default 127.0.0.1; IPv6 as ::1)
+  --host HOST              address or host name to listen on (default 127.0.0.1;
+                           IPv6 as ::1)
   --port PORT              port to listen on, 0 for any free one (default 6142)
   --threads N              worker threads (default: one per core)
   --quiet                  do not log each connection
@@ -64,6 +66,9 @@ Options parse(int argc, char** argv) {
       if (options.threads == 0) flags.fail("--threads is at least 1");
     } else if (flags.is("--read-timeout")) {
       options.config.read_timeout = flags.duration();
+      if (options.config.read_timeout.count() == 0) {
+        flags.fail("--read-timeout needs a duration above zero");
+      }
     } else if (flags.is("--drain-timeout")) {
       options.config.drain_timeout = flags.duration();
     } else if (flags.is("--stats")) {
@@ -152,8 +157,7 @@ int main(int argc, char** argv) {
     // A deep backlog: thousands of clients may connect at once (the kernel caps it at
     // net.core.somaxconn, 4096 by default).
     listener = weft::TcpListener::bind(
-        weft::SocketAddress::from_host_port(options.host, static_cast<std::uint16_t>(options.port)),
-        4096);
+        weft_apps::resolve_host(options.host, static_cast<std::uint16_t>(options.port)), 4096);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "weft-greeter: cannot listen on %s port %u: %s\n", options.host.c_str(),
                  options.port, error.what());

@@ -1,9 +1,10 @@
 // weft-load: simulated greeter clients, all of them weft tasks on one runtime.
 //
 // Each client connects, reads the prompt, optionally holds the connection (--hold), sends a
-// name, reads the reply, checks it byte for byte, waits for the server to close (so that
-// TIME_WAIT lands on the server's side, not on our ephemeral ports), and starts over until
-// the dialogs (-n) or the time (--duration) run out. Latency is measured from the connect
+// name, reads the reply, checks it byte for byte, and closes: by default it waits for the
+// server to close first (so that TIME_WAIT lands on the server's side, not on our ephemeral
+// ports), or with --close-first client it closes at once. Then it starts over until the
+// dialogs (-n) or the time (--duration) run out. Latency is measured from the connect
 // to the reply, minus the hold. Exit status: 0 when every dialog succeeded, 1 when any
 // failed, 2 for a usage error.
 #include <unistd.h>
@@ -22,6 +23,7 @@
 
 #include "../common/fd_limit.hpp"
 #include "../common/flags.hpp"
+#include "../common/resolve.hpp"
 #include "histogram.hpp"
 #include "weft.hpp"
 
@@ -36,13 +38,19 @@ Simulates greeter clients (see weft-greeter) and reports dialogs per second, lat
 percentiles and errors by kind.
 
 Options:
-  --host HOST               server address (default 127.0.0.1)
+  --host HOST               server address or host name (default 127.0.0.1)
   --port PORT               server port (default 6142)
   -c, --connections N       concurrent clients (default 100)
   -n, --dialogs N           total dialogs (default 10000), or:
   --duration DURATION       run for this long instead
   --hold DURATION           wait between the prompt and the name (default 0)
-  --timeout DURATION        per step: connect, prompt, reply (default 10s)
+  --connect-timeout DURATION
+                            for each connect (default 10s)
+  --timeout DURATION        for each later step: the prompt, the reply, the server's
+                            close (default 10s)
+  --close-first WHO         who closes after the reply: server (the default: wait for
+                            the server's close, which leaves TIME_WAIT on its side) or
+                            client (close at once, for servers that wait for the client)
   --source-addresses N      spread clients over N source addresses, 127.0.0.1 to
                             127.0.0.N (loopback servers only; default 1). See docs/load.md
   --threads N               worker threads (default: one per core)
@@ -59,7 +67,9 @@ struct Options {
   std::uint64_t dialogs = 10'000;
   std::chrono::milliseconds duration{0};
   std::chrono::milliseconds hold{0};
+  std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds timeout{10'000};
+  bool client_closes_first = false;
   std::size_t threads = 0;
   unsigned source_addresses = 1;
   bool json = false;
@@ -87,13 +97,27 @@ Options parse(int argc, char** argv) {
       if (options.connections == 0) flags.fail("--connections is at least 1");
     } else if (flags.is("-n") || flags.is("--dialogs")) {
       options.dialogs = flags.number(1'000'000'000'000ULL);
+      if (options.dialogs == 0) flags.fail("--dialogs is at least 1");
       dialogs_given = true;
     } else if (flags.is("--duration")) {
       options.duration = flags.duration();
+      if (options.duration.count() == 0) flags.fail("--duration needs a duration above zero");
     } else if (flags.is("--hold")) {
       options.hold = flags.duration();
-    } else if (flags.is("--timeout") || flags.is("--connect-timeout")) {
+    } else if (flags.is("--connect-timeout")) {
+      options.connect_timeout = flags.duration();
+      if (options.connect_timeout.count() == 0) {
+        flags.fail("--connect-timeout needs a duration above zero");
+      }
+    } else if (flags.is("--timeout")) {
       options.timeout = flags.duration();
+      if (options.timeout.count() == 0) flags.fail("--timeout needs a duration above zero");
+    } else if (flags.is("--close-first")) {
+      const std::string_view who = flags.value();
+      if (who != "server" && who != "client") {
+        flags.fail("--close-first is server or client, got '" + std::string(who) + "'");
+      }
+      options.client_closes_first = who == "client";
     } else if (flags.is("--source-addresses")) {
       options.source_addresses = static_cast<unsigned>(flags.number(254));
       if (options.source_addresses == 0) flags.fail("--source-addresses is at least 1");
@@ -110,9 +134,6 @@ Options parse(int argc, char** argv) {
     flags.fail("give --dialogs or --duration, not both");
   }
   if (options.duration.count() > 0) options.dialogs = ~std::uint64_t{0};
-  if (options.source_addresses > 1 && !options.host.starts_with("127.")) {
-    flags.fail("--source-addresses needs a server on 127.0.0.0/8");
-  }
   return options;
 }
 
@@ -178,7 +199,8 @@ weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& n
                     "127.0.0." + std::to_string(1 + client_id % shared.options.source_addresses),
                     0))
           : weft::TcpStream::connect(shared.server);
-  weft::TcpStream stream = co_await weft::timeout(timeout, std::move(connect));
+  weft::TcpStream stream =
+      co_await weft::timeout(shared.options.connect_timeout, std::move(connect));
   auto prompt = co_await weft::timeout(timeout, stream.read_until('\n', 64));
   if (prompt.end != weft::ReadUntilEnd::delimiter) co_return ErrorKind::closed_early;
   if (prompt.bytes != "Who are you?\n") co_return ErrorKind::wrong_reply;
@@ -196,9 +218,13 @@ weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& n
   }
   const std::string expected = "Thanks for dialing in, " + name.substr(0, name.size() - 1) + "!\n";
   if (reply.bytes != expected) co_return ErrorKind::wrong_reply;
-  // Let the server close first, so that TIME_WAIT stays on its side.
-  char extra[16];
-  if (co_await weft::timeout(timeout, stream.read(extra)) != 0) co_return ErrorKind::wrong_reply;
+  if (!shared.options.client_closes_first) {
+    // Let the server close first, so that TIME_WAIT stays on its side.
+    char extra[16];
+    if (co_await weft::timeout(timeout, stream.read(extra)) != 0) {
+      co_return ErrorKind::wrong_reply;
+    }
+  }
   shared.latency_us.record(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
   co_return std::nullopt;
@@ -268,9 +294,13 @@ int main(int argc, char** argv) {
   auto shared = std::make_unique<Shared>();
   try {
     shared->server =
-        weft::SocketAddress::from_host_port(options.host, static_cast<std::uint16_t>(options.port));
+        weft_apps::resolve_host(options.host, static_cast<std::uint16_t>(options.port));
   } catch (const std::exception& error) {
     usage_error(error.what());
+  }
+  if (options.source_addresses > 1 &&
+      (shared->server.is_ipv6() || !shared->server.to_string().starts_with("127."))) {
+    usage_error("--source-addresses needs a server on 127.0.0.0/8");
   }
   shared->options = options;
   const auto start = Clock::now();
