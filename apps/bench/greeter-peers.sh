@@ -173,12 +173,22 @@ scaling() {
         start_server "$server" "$port"
         "$load" --port "$port" -c 100 -n 2000 --threads "$THREADS" >/dev/null  # warm-up
         before=$(cpu_ticks "$server_pid")
-        "$load" --port "$port" -c "$clients" -n "$DIALOGS" --threads "$THREADS" \
-          --source-addresses 4 --timeout 60s >/dev/null ||
-          echo "greeter-peers: $server had failed dialogs at $clients clients" >&2
+        json=$("$load" --port "$port" -c "$clients" -n "$DIALOGS" --threads "$THREADS" \
+          --source-addresses 4 --timeout 60s --json) || true
         after=$(cpu_ticks "$server_pid")
         kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
-        c=$(cpu_per_dialog $((after - before)) "$DIALOGS")
+        # CPU per dialog that succeeded; a failed dialog is not a data point to average in.
+        ok=$(sed -nE 's/.*"dialogs":([0-9]+).*/\1/p' <<<"$json")
+        failed=$(sed -nE 's/.*"failed":([0-9]+).*/\1/p' <<<"$json")
+        if [[ -z $ok || $ok -eq 0 ]]; then
+          echo "greeter-peers: $server completed no dialog at $clients clients: $json" >&2
+          exit 1
+        fi
+        if (( failed > 0 )); then
+          echo "greeter-peers: $server had $failed failed dialogs at $clients clients" >&2
+          echo "$server $clients $failed" >>"$results/scaling-failures"
+        fi
+        c=$(cpu_per_dialog $((after - before)) "$ok")
         echo "$round $clients $c" >>"$results/scaling-$server"
         echo "scaling round $round $server $clients: $c CPU-us/dialog" >&2
       done
@@ -197,6 +207,11 @@ scaling() {
     awk -v s="$server" -v a="$(at 100)" -v b="$(at 1000)" -v c="$(at 10000)" -v r="$per_round" \
       'BEGIN{printf "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |\n", s, a, b, c, c/a, r}'
   done
+  if [[ -s $results/scaling-failures ]]; then
+    echo
+    echo "Failed dialogs (CPU above is per successful dialog):"
+    awk '{printf "- %s at %s clients: %s failed\n", $1, $2, $3}' "$results/scaling-failures"
+  fi
 }
 
 for mode in $MODES; do
