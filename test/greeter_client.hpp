@@ -72,16 +72,19 @@ class Client {
     }
     return line;
   }
-  /// Everything until end of stream (or the 10 s limit).
+  /// Everything until end of stream (or the 10 s limit, or an error; see ended_at_eof).
   std::string read_all() {
     std::string all;
     char buffer[4096];
     for (;;) {
       const ssize_t n = ::recv(m_fd, buffer, sizeof buffer, 0);
+      m_ended_at_eof = n == 0;
       if (n <= 0) return all;
       all.append(buffer, static_cast<std::size_t>(n));
     }
   }
+  /// Whether the last read_all() ended because the peer closed (not at the time limit).
+  [[nodiscard]] bool ended_at_eof() const { return m_ended_at_eof; }
   /// True when nothing at all has arrived during `window` (and the peer has not closed).
   bool silent_for(std::chrono::milliseconds window) {
     pollfd entry{m_fd, POLLIN, 0};
@@ -90,6 +93,7 @@ class Client {
 
  private:
   int m_fd = -1;
+  bool m_ended_at_eof = false;
 };
 
 /// Runs a program with its stdout and stderr captured.

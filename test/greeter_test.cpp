@@ -251,6 +251,7 @@ TEST_SUITE("greeter") {
     CHECK(server->slots().in_use() == 1);
     server.reset();  // the runtime's shutdown cancels the dialog, which closes its socket
     CHECK(silent.read_all().empty());
+    CHECK(silent.ended_at_eof());
   }
 
   TEST_CASE("accept_emfile_recovers: out of descriptors, the server waits, then serves") {
@@ -276,6 +277,14 @@ TEST_SUITE("greeter") {
         Client waiting(server.port());
         const bool exhausted =
             eventually([&] { return server.stats().descriptor_exhaustion.load() >= 1; });
+        // Backing off means waiting between attempts, not a spin on the ever-ready listener:
+        // after any pause k (5 ms doubling), pauses k + 1 and k + 2 alone take 30 ms or more
+        // before attempt k + 3. A spinning acceptor makes three attempts in microseconds.
+        const auto seen = server.stats().descriptor_exhaustion.load();
+        const auto counted_from = std::chrono::steady_clock::now();
+        const bool three_more =
+            eventually([&] { return server.stats().descriptor_exhaustion.load() >= seen + 3; });
+        const auto three_attempts_took = std::chrono::steady_clock::now() - counted_from;
         const auto exhaustion_episodes = server.stats().descriptor_exhaustion.load();
         for (int fd : fillers)
           ::close(fd);
@@ -283,12 +292,16 @@ TEST_SUITE("greeter") {
         const bool served = waiting.read_line() == "Who are you?\n";
         waiting.send("Ferris\n");
         const bool replied = waiting.read_all() == "Thanks for dialing in, Ferris!\n";
-        // Backing off means few attempts, not a spin on the ever-ready listener.
-        const bool no_spin = exhaustion_episodes < 1000;
+        const bool no_spin = three_more && three_attempts_took >= 30ms;
         code = exhausted && served && replied && no_spin ? 0 : 1;
         if (code != 0) {
-          std::fprintf(stderr, "exhausted=%d served=%d replied=%d episodes=%llu\n", exhausted,
-                       served, replied, static_cast<unsigned long long>(exhaustion_episodes));
+          std::fprintf(
+              stderr, "exhausted=%d served=%d replied=%d no_spin=%d episodes=%llu took=%lldus\n",
+              exhausted, served, replied, no_spin,
+              static_cast<unsigned long long>(exhaustion_episodes),
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::microseconds>(three_attempts_took)
+                      .count()));
         }
       }
       std::_Exit(code);
@@ -320,7 +333,9 @@ TEST_SUITE("greeter") {
     CHECK(greeter.wait_exit() == 0);
   }
 
-  TEST_CASE("the binary drains a dialog in flight on SIGINT, and --quiet logs no connections") {
+  TEST_CASE(
+      "the binary drains a dialog in flight on SIGINT, through repeated signals, and --quiet logs "
+      "no connections") {
     if (signals_are_deferred()) {
       MESSAGE("skipped under TSan: it defers signal handlers (see signals_are_deferred)");
       return;
@@ -334,6 +349,10 @@ TEST_SUITE("greeter") {
     REQUIRE(client.read_line() == "Who are you?\n");
     greeter.signal(SIGINT);
     REQUIRE(greeter.wait_for_line("received SIGINT"));
+    // Signals keep arriving during the drain (a supervisor repeating itself): they must not
+    // take their default action and kill the server before the dialog is done.
+    greeter.signal(SIGINT);
+    greeter.signal(SIGTERM);
     client.send("Ferris\n");
     CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
     CHECK(greeter.wait_exit() == 0);
@@ -422,6 +441,7 @@ TEST_SUITE("greeter") {
     Client client(static_cast<unsigned>(std::stoul(listening->substr(18))));
     REQUIRE(client.read_line() == "Who are you?\n");
     CHECK(client.read_all().empty());
+    CHECK(client.ended_at_eof());  // the server closed it, long before the client's 10 s
     greeter.signal(SIGTERM);
     CHECK(greeter.wait_exit() == 0);
   }

@@ -131,7 +131,11 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
                              ConnectionSlots& slots, Stats& stats) {
   constexpr auto k_first_backoff = 5ms;
   constexpr auto k_max_backoff = 200ms;
+  // One log line when a shortage of descriptors starts, one when it ends, and one per
+  // k_pauses_per_report pauses in between (every 10 s at the longest back-off).
+  constexpr std::uint64_t k_pauses_per_report = 50;
   std::chrono::milliseconds backoff = k_first_backoff;
+  std::uint64_t pauses_in_shortage = 0;
   for (;;) {
     co_await slots.acquire();
     Slot slot(slots);
@@ -140,6 +144,10 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
     try {
       accepted = co_await listener.accept();
       backoff = k_first_backoff;
+      if (pauses_in_shortage != 0) {
+        std::fprintf(stderr, "weft-greeter: accepting again after %llu pause(s)\n",
+                     static_cast<unsigned long long>(std::exchange(pauses_in_shortage, 0)));
+      }
     } catch (const std::system_error& error) {
       failure = error;  // handled below: a handler cannot co_await
     }
@@ -147,10 +155,10 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
       if (is_descriptor_exhaustion(*failure)) {
         // Level-triggered readiness would report the queued connection again at once:
         // wait instead, and let the connection wait in the kernel's backlog meanwhile.
-        if (stats.descriptor_exhaustion.fetch_add(1, std::memory_order_relaxed) == 0 ||
-            backoff == k_max_backoff) {
-          std::fprintf(stderr, "weft-greeter: %s; pausing accept for %lld ms\n", failure->what(),
-                       static_cast<long long>(backoff.count()));
+        stats.descriptor_exhaustion.fetch_add(1, std::memory_order_relaxed);
+        if (pauses_in_shortage++ % k_pauses_per_report == 0) {
+          std::fprintf(stderr, "weft-greeter: %s; pausing accept (%llu pause(s) so far)\n",
+                       failure->what(), static_cast<unsigned long long>(pauses_in_shortage));
         }
       } else {
         std::fprintf(stderr, "weft-greeter: %s\n", failure->what());

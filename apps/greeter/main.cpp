@@ -84,11 +84,6 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-weft::Task<void> until_signalled(weft::SignalFuture interrupt, weft::SignalFuture terminate) {
-  auto which = co_await weft::select(std::move(interrupt), std::move(terminate));
-  std::printf("received %s\n", which.index() == 0 ? "SIGINT" : "SIGTERM");
-}
-
 /// Lends a future to a combinator that would otherwise take it (and destroy it when done).
 template <class F>
 class Borrowed {
@@ -100,6 +95,13 @@ class Borrowed {
  private:
   F* m_future;
 };
+
+/// Completes at the first SIGINT or SIGTERM. It borrows the signal futures: their owner keeps
+/// them, and with them the handlers, for the drain that follows.
+weft::Task<void> until_signalled(weft::SignalFuture& interrupt, weft::SignalFuture& terminate) {
+  auto which = co_await weft::select(Borrowed(interrupt), Borrowed(terminate));
+  std::printf("received %s\n", which.index() == 0 ? "SIGINT" : "SIGTERM");
+}
 
 /// Prints a stats line every `every` (if non-zero) and at each SIGUSR1, until cancelled.
 weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::milliseconds every,
@@ -131,8 +133,9 @@ weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::millise
 weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
                      weft::TcpListener& listener, greeter::ConnectionSlots& slots,
                      greeter::Stats& stats) {
-  // Watched from here on: a signal that arrives once "listening" is printed is never lost,
-  // and never takes its default action of killing the server mid-dialog.
+  // Watched from here on, until the drain is over: a signal that arrives once "listening" is
+  // printed is never lost, and never takes its default action of killing the server
+  // mid-dialog. A second one during the drain changes nothing; the drain deadline bounds it.
   auto interrupt = weft::signal(SIGINT);
   auto terminate = weft::signal(SIGTERM);
   // Dropped (aborted) when serve returns; the runtime's shutdown would cancel it anyway.
@@ -143,7 +146,7 @@ weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
   std::printf("listening on port %u\n", listener.local_addr().port());
   std::fflush(stdout);
   co_await greeter::serve(listener, options.config, slots, stats,
-                          until_signalled(std::move(interrupt), std::move(terminate)));
+                          until_signalled(interrupt, terminate));
 }
 
 }  // namespace
