@@ -5,6 +5,7 @@
 #include <atomic>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "support.hpp"
 #include "weft.hpp"
@@ -93,6 +94,25 @@ TEST_SUITE("coop") {
     });
     CHECK(seen_at > 0);
     CHECK(seen_at <= static_cast<int>(detail::k_coop_budget) + 2);
+  }
+
+  TEST_CASE("an acceptor whose backlog is always full still lets the tasks behind it run") {
+    constexpr int k_connections = 200;  // more than one budget's worth
+    const int seen_at = operations_before_others_ran([](std::atomic<bool>& flag) -> Task<int> {
+      auto listener = TcpListener::bind("127.0.0.1:0");
+      std::vector<TcpStream> clients;
+      for (int i = 0; i < k_connections; ++i)
+        clients.push_back(co_await TcpStream::connect(listener.local_addr()));
+      spawn(set_flag(flag));
+      std::vector<TcpStream> accepted;
+      for (int i = 0; i < k_connections; ++i) {
+        if (flag.load()) co_return i;
+        accepted.push_back((co_await listener.accept()).stream);
+      }
+      co_return -1;
+    });
+    CHECK(seen_at > 0);
+    CHECK(seen_at <= static_cast<int>(detail::k_coop_budget) + 1);
   }
 
   TEST_CASE("polling by hand off a worker is never throttled") {

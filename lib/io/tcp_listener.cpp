@@ -8,6 +8,7 @@
 
 #include "io/io_source.hpp"
 #include "io/uv_error.hpp"
+#include "weft/detail/coop.hpp"
 
 namespace weft {
 
@@ -71,6 +72,7 @@ Poll<Accepted> AcceptFuture::poll(Context& cx) {
   m_pending.clear();
   TcpListener& listener = *m_listener;
   if (listener.m_fd < 0) throw std::logic_error("weft: accept on a closed TcpListener");
+  if (!detail::coop_proceed(cx)) return pending;  // a backlog that is never empty
   for (;;) {
     sockaddr_storage peer{};
     socklen_t size = sizeof peer;
