@@ -4,13 +4,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "sched/worker.hpp"
 #include "support.hpp"
 
 using namespace weft;
@@ -77,6 +80,38 @@ Task<bool> greet_once(TcpListener& listener) {
   co_return ok&& reply == "Thanks for dialing in, Ferris!\n" && seen_peer == client_address;
 }
 
+/// Yields until `done`, counting in `polls` the polls it makes once `sent` is set; false if it
+/// gave up after 20 s.
+Task<bool> spin_counting(std::atomic<bool>& done, std::atomic<bool>& sent, std::atomic<int>& polls,
+                         std::atomic<int>& spinning) {
+  spinning.fetch_add(1);
+  const auto limit = Clock::now() + 20s;
+  while (!done.load()) {
+    if (Clock::now() > limit) co_return false;
+    if (sent.load()) polls.fetch_add(1);
+    co_await yield_now();
+  }
+  co_return true;
+}
+
+/// Wraps a future; sets `pending` once a poll of it has returned pending.
+template <class F>
+class NotePending {
+ public:
+  using Output = FutureOutput<F>;
+  NotePending(F inner, std::atomic<bool>& pending)
+      : m_inner(std::move(inner)), m_pending(pending) {}
+  Poll<Output> poll(Context& cx) {
+    auto result = m_inner.poll(cx);
+    if (!result.is_ready()) m_pending.store(true);
+    return result;
+  }
+
+ private:
+  F m_inner;
+  std::atomic<bool>& m_pending;
+};
+
 }  // namespace
 
 TEST_SUITE("tcp") {
@@ -124,16 +159,24 @@ TEST_SUITE("tcp") {
     CHECK(runtime.block_on(greet_once(listener)));
   }
 
-  TEST_CASE("connect_from binds the client to the given source address") {
+  TEST_CASE("connect_from binds the client to the given source address before connecting") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<std::string> {
       auto client =
-          co_await TcpStream::connect_from(l.local_addr(), SocketAddress::parse("127.0.0.2:0"));
+          co_await TcpStream::connect_from(l.local_addr(), SocketAddress::parse("127.0.0.1:0"));
       auto accepted = co_await l.accept();
-      co_return accepted.peer.host() + " " + client.local_addr().host();
+      co_return accepted.peer.to_string() + " " + client.local_addr().to_string();
     };
-    CHECK(runtime.block_on(body(listener)) == "127.0.0.2 127.0.0.2");
+    const std::string ends = runtime.block_on(body(listener));
+    const auto space = ends.find(' ');
+    CHECK(ends.starts_with("127.0.0.1:"));
+    CHECK(ends.substr(0, space) == ends.substr(space + 1));  // the peer is our bound end
+    // The source really is bound: an IPv6 one cannot reach an IPv4 server.
+    auto mismatched = [](TcpListener& l) -> Task<void> {
+      (void)co_await TcpStream::connect_from(l.local_addr(), SocketAddress::parse("[::1]:0"));
+    };
+    CHECK_THROWS_AS(runtime.block_on(mismatched(listener)), std::system_error);
   }
 
   TEST_CASE("connecting to a closed port throws connection refused") {
@@ -406,5 +449,42 @@ TEST_SUITE("tcp") {
     };
     CHECK(runtime.block_on(body(listener)) == 200);
     CHECK(eventually([&] { return open_fd_count() == baseline; }));
+  }
+
+  TEST_CASE("a busy worker sees a socket become readable within a bounded number of polls") {
+    // The only worker spins through yield_now, so it never parks in the loop: only its own
+    // turns of the loop, one every k_inject_interval polls, can see the readiness. With more
+    // workers the bound would be in the polls of whichever worker holds the loop, and one
+    // the OS has preempted holds it for as long as the OS likes.
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 1});
+    std::atomic<bool> waiting{false};
+    std::atomic<bool> got_byte{false};
+    std::atomic<bool> sent{false};
+    auto reader = runtime.spawn(
+        [](TcpListener& l, std::atomic<bool>& waiting, std::atomic<bool>& got) -> Task<bool> {
+          auto accepted = co_await l.accept();
+          char byte;
+          const std::size_t n =
+              co_await NotePending(accepted.stream.read(std::span<char>(&byte, 1)), waiting);
+          got.store(true);
+          co_return n == 1;
+        }(listener, waiting, got_byte));
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, static_cast<const sockaddr*>(listener.local_addr().native()),
+                      static_cast<socklen_t>(listener.local_addr().native_size())) == 0);
+    REQUIRE(eventually([&] { return waiting.load(); }));  // the read found nothing, and waits
+    std::atomic<int> spinning{0};
+    std::atomic<int> polls{0};
+    auto spinner = runtime.spawn(spin_counting(got_byte, sent, polls, spinning));
+    REQUIRE(eventually([&] { return spinning.load() == 1; }));
+    REQUIRE(::send(client, "x", 1, MSG_NOSIGNAL) == 1);
+    sent.store(true);
+    CHECK(reader.join());
+    CHECK(spinner.join());  // saw the byte arrive while spinning, not after giving up
+    // One interval until the worker's next turn of the loop, one more in case that turn was
+    // already under way when the byte arrived.
+    CHECK(polls.load() <= 2 * static_cast<int>(detail::Worker::k_inject_interval));
+    ::close(client);
   }
 }
