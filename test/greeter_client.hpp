@@ -150,6 +150,17 @@ class Child {
     }
   }
 
+  /// Reads stderr until `text` appears in it (within 20 s); false if it never does.
+  bool wait_for_err(const std::string& text) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (m_err_text.find(text) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !read_some(m_err, m_err_text, left)) return false;
+    }
+    return true;
+  }
+
   /// Waits (at most `limit`) for the exit; returns the exit code, or -1 (killed, timed out).
   int wait_exit(std::chrono::seconds limit = std::chrono::seconds(20)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;

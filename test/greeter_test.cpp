@@ -86,6 +86,80 @@ std::string dialog(unsigned port, const std::string& name_bytes) {
   return client.read_all();
 }
 
+// Wire-level scenarios, run against the in-process server and against the binary alike.
+namespace scenario {
+
+void split_name(unsigned port) {
+  Client client(port);
+  REQUIRE(client.read_line() == "Who are you?\n");
+  for (const char* part : {"Fe", "rr", "is", "\n"})
+    REQUIRE(client.send(part));
+  CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
+}
+
+void invalid_utf8(unsigned port) {
+  CHECK(dialog(port, "\xFF\xFEZo\xC3\n") ==
+        "Thanks for dialing in, \xEF\xBF\xBD\xEF\xBF\xBDZo\xEF\xBF\xBD!\n");
+  CHECK(dialog(port, "Ferris\n") == "Thanks for dialing in, Ferris!\n");
+}
+
+/// Two names over the cap: one with its newline, and a flood without one.
+void name_cap(unsigned port) {
+  const std::string longest(1024, 'a');
+  CHECK(dialog(port, longest + "\n") == "Thanks for dialing in, " + longest + "!\n");
+  CHECK(dialog(port, std::string(1025, 'a') + "\n") ==
+        "Your name is too long (at most 1024 bytes).\n");
+  // A flood without a newline is cut off at the cap too, never buffered without bound.
+  Client flood(port);
+  REQUIRE(flood.read_line() == "Who are you?\n");
+  flood.send(std::string(64 * 1024, 'x'));
+  CHECK(flood.read_line() == "Your name is too long (at most 1024 bytes).\n");
+}
+
+void half_close(unsigned port) {
+  Client client(port);
+  REQUIRE(client.read_line() == "Who are you?\n");
+  client.send("Ferris");  // no newline: end of stream ends the name
+  client.shutdown_write();
+  CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
+}
+
+/// Three peers reset (before the prompt is read, after it, after the name), then a fourth
+/// dialog must still succeed.
+void resets(unsigned port) {
+  {
+    Client before_prompt(port);
+    before_prompt.reset();
+  }
+  {
+    Client after_prompt(port);
+    REQUIRE(after_prompt.read_line() == "Who are you?\n");
+    after_prompt.reset();
+  }
+  {
+    Client after_name(port);
+    REQUIRE(after_name.read_line() == "Who are you?\n");
+    after_name.send("Ferris\n");
+    after_name.reset();
+  }
+  CHECK(dialog(port, "Ferris\n") == "Thanks for dialing in, Ferris!\n");
+}
+
+/// With one slot: a second client waits, silent, until the first dialog ends.
+void one_slot(unsigned port) {
+  Client first(port);
+  REQUIRE(first.read_line() == "Who are you?\n");
+  Client second(port);  // queued in the kernel: the only slot is taken
+  CHECK(second.silent_for(300ms));
+  first.send("first\n");
+  CHECK(first.read_all() == "Thanks for dialing in, first!\n");
+  CHECK(second.read_line() == "Who are you?\n");
+  second.send("second\n");
+  CHECK(second.read_all() == "Thanks for dialing in, second!\n");
+}
+
+}  // namespace scenario
+
 /// TSan defers a signal handler until the receiving thread enters a call it intercepts, and
 /// weft's threads sleep in raw futex system calls, so under TSan a SIGTERM sent to the
 /// process may wait until some thread wakes for another reason. The signal path is covered by
@@ -102,6 +176,36 @@ std::string greeter_binary() {
   const char* path = std::getenv("WEFT_GREETER");
   return path != nullptr ? path : "";
 }
+
+/// The weft-greeter binary on 127.0.0.1:0 with `flags`, under a descriptor limit (soft and
+/// hard) if `fd_limit` is set; port() is 0 if it did not start. Killed when destroyed.
+class GreeterProcess {
+ public:
+  explicit GreeterProcess(std::vector<std::string> flags, int fd_limit = 0)
+      : m_child(command(std::move(flags), fd_limit)) {
+    if (auto line = m_child.wait_for_line("listening on port ")) {
+      m_port = static_cast<unsigned>(std::stoul(line->substr(18)));
+    }
+  }
+  [[nodiscard]] unsigned port() const { return m_port; }
+  Child& child() { return m_child; }
+
+ private:
+  static std::vector<std::string> command(std::vector<std::string> flags, int fd_limit) {
+    std::vector<std::string> argv;
+    if (fd_limit > 0) {
+      // sh's ulimit sets both limits, so the greeter cannot raise its soft one past this.
+      argv = {"/bin/sh", "-c", "ulimit -n " + std::to_string(fd_limit) + " && exec \"$0\" \"$@\""};
+    }
+    argv.push_back(greeter_binary());
+    argv.insert(argv.end(), {"--port", "0", "--quiet"});
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return argv;
+  }
+
+  Child m_child;
+  unsigned m_port = 0;
+};
 
 }  // namespace
 
@@ -132,31 +236,17 @@ TEST_SUITE("greeter") {
 
   TEST_CASE("a name split across several segments is read whole") {
     Server server;
-    Client client(server.port());
-    REQUIRE(client.read_line() == "Who are you?\n");
-    for (const char* part : {"Fe", "rr", "is", "\n"})
-      REQUIRE(client.send(part));
-    CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
+    scenario::split_name(server.port());
   }
 
   TEST_CASE("invalid UTF-8 from a client is replaced, and the server keeps serving") {
     Server server;
-    CHECK(dialog(server.port(), "\xFF\xFEZo\xC3\n") ==
-          "Thanks for dialing in, \xEF\xBF\xBD\xEF\xBF\xBDZo\xEF\xBF\xBD!\n");
-    CHECK(dialog(server.port(), "Ferris\n") == "Thanks for dialing in, Ferris!\n");
+    scenario::invalid_utf8(server.port());
   }
 
   TEST_CASE("a name of 1,024 bytes is accepted and a longer one gets an error line") {
     Server server;
-    const std::string longest(1024, 'a');
-    CHECK(dialog(server.port(), longest + "\n") == "Thanks for dialing in, " + longest + "!\n");
-    CHECK(dialog(server.port(), std::string(1025, 'a') + "\n") ==
-          "Your name is too long (at most 1024 bytes).\n");
-    // A flood without a newline is cut off at the cap too, never buffered without bound.
-    Client flood(server.port());
-    REQUIRE(flood.read_line() == "Who are you?\n");
-    flood.send(std::string(64 * 1024, 'x'));
-    CHECK(flood.read_line() == "Your name is too long (at most 1024 bytes).\n");
+    scenario::name_cap(server.port());
     CHECK(server.stats().too_long.load() == 2);
   }
 
@@ -172,33 +262,14 @@ TEST_SUITE("greeter") {
 
   TEST_CASE("a client that half-closes after its name still gets the reply") {
     Server server;
-    Client client(server.port());
-    REQUIRE(client.read_line() == "Who are you?\n");
-    client.send("Ferris");  // no newline: end of stream ends the name
-    client.shutdown_write();
-    CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
+    scenario::half_close(server.port());
   }
 
   TEST_CASE("peers that reset at any moment end only their own dialog") {
     Server server;
-    {
-      Client before_prompt(server.port());
-      before_prompt.reset();
-    }
-    {
-      Client after_prompt(server.port());
-      REQUIRE(after_prompt.read_line() == "Who are you?\n");
-      after_prompt.reset();
-    }
-    {
-      Client after_name(server.port());
-      REQUIRE(after_name.read_line() == "Who are you?\n");
-      after_name.send("Ferris\n");
-      after_name.reset();
-    }
-    CHECK(eventually([&] { return server.stats().finished.load() == 3; }));
-    CHECK(server.stats().accepted.load() == 3);
-    CHECK(dialog(server.port(), "Ferris\n") == "Thanks for dialing in, Ferris!\n");
+    scenario::resets(server.port());
+    CHECK(eventually([&] { return server.stats().finished.load() == 4; }));
+    CHECK(server.stats().accepted.load() == 4);
   }
 
   TEST_CASE("an exception inside one dialog ends that connection only") {
@@ -217,15 +288,7 @@ TEST_SUITE("greeter") {
     greeter::Config config = Server::quiet_config();
     config.max_connections = 1;
     Server server(config);
-    Client first(server.port());
-    REQUIRE(first.read_line() == "Who are you?\n");
-    Client second(server.port());  // queued in the kernel: the only slot is taken
-    CHECK(second.silent_for(300ms));
-    first.send("first\n");
-    CHECK(first.read_all() == "Thanks for dialing in, first!\n");
-    CHECK(second.read_line() == "Who are you?\n");
-    second.send("second\n");
-    CHECK(second.read_all() == "Thanks for dialing in, second!\n");
+    scenario::one_slot(server.port());
   }
 
   TEST_CASE("shutdown stops accepting and lets a dialog in flight finish") {
@@ -355,7 +418,10 @@ TEST_SUITE("greeter") {
     greeter.signal(SIGTERM);
     client.send("Ferris\n");
     CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
-    CHECK(greeter.wait_exit() == 0);
+    const int code = greeter.wait_exit();
+    CAPTURE(greeter.out());
+    CAPTURE(greeter.err());
+    CHECK(code == 0);
     CHECK(greeter.out().find("connection from") == std::string::npos);
   }
 
@@ -444,6 +510,62 @@ TEST_SUITE("greeter") {
     CHECK(client.ended_at_eof());  // the server closed it, long before the client's 10 s
     greeter.signal(SIGTERM);
     CHECK(greeter.wait_exit() == 0);
+  }
+
+  TEST_CASE("the binary reads split names whole and replaces invalid UTF-8") {
+    REQUIRE(!greeter_binary().empty());
+    GreeterProcess greeter({});
+    REQUIRE(greeter.port() != 0);
+    scenario::split_name(greeter.port());
+    scenario::invalid_utf8(greeter.port());
+  }
+
+  TEST_CASE("the binary caps names at 1,024 bytes and answers a half-closed client") {
+    REQUIRE(!greeter_binary().empty());
+    GreeterProcess greeter({});
+    REQUIRE(greeter.port() != 0);
+    scenario::name_cap(greeter.port());
+    scenario::half_close(greeter.port());
+  }
+
+  TEST_CASE("the binary survives peers that reset at any moment") {
+    REQUIRE(!greeter_binary().empty());
+    GreeterProcess greeter({});
+    REQUIRE(greeter.port() != 0);
+    scenario::resets(greeter.port());
+  }
+
+  TEST_CASE("the binary with --max-connections 1 serves one dialog at a time") {
+    REQUIRE(!greeter_binary().empty());
+    GreeterProcess greeter({"--max-connections", "1"});
+    REQUIRE(greeter.port() != 0);
+    scenario::one_slot(greeter.port());
+  }
+
+  TEST_CASE("the binary out of descriptors keeps the extra clients queued, then serves them") {
+    REQUIRE(!greeter_binary().empty());
+    // 64 descriptors in all: once its own (about a dozen) and the first clients' sockets use
+    // them up, accept fails with EMFILE and the rest wait in the kernel's backlog.
+    GreeterProcess greeter({}, 64);
+    REQUIRE(greeter.port() != 0);
+    constexpr int k_clients = 80;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < k_clients; ++i)
+      clients.push_back(std::make_unique<Client>(greeter.port()));
+    // Served in order: the later ones only once the earlier dialogs have given their
+    // descriptors back.
+    int served = 0;
+    for (int i = 0; i < k_clients; ++i) {
+      Client& client = *clients[static_cast<std::size_t>(i)];
+      if (client.read_line() != "Who are you?\n") continue;
+      const std::string name = "client" + std::to_string(i);
+      client.send(name + "\n");
+      if (client.read_all() == "Thanks for dialing in, " + name + "!\n") ++served;
+      clients[static_cast<std::size_t>(i)].reset();
+    }
+    CHECK(served == k_clients);
+    CHECK(greeter.child().wait_for_err("pausing accept"));
+    CHECK(greeter.child().wait_for_err("accepting again"));
   }
 
   TEST_CASE("the binary explains --help, bad flags and a port it cannot bind") {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -97,7 +98,7 @@ class Borrowed {
 };
 
 /// Completes at the first SIGINT or SIGTERM. It borrows the signal futures: their owner keeps
-/// them, and with them the handlers, for the drain that follows.
+/// them, and with them the handlers, for what follows.
 weft::Task<void> until_signalled(weft::SignalFuture& interrupt, weft::SignalFuture& terminate) {
   auto which = co_await weft::select(Borrowed(interrupt), Borrowed(terminate));
   std::printf("received %s\n", which.index() == 0 ? "SIGINT" : "SIGTERM");
@@ -130,14 +131,22 @@ weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::millise
   }
 }
 
+/// The signals that stop the server. Owned by main(), outside the runtime, so that they stay
+/// watched through the drain and the runtime's shutdown: a signal that arrives then (a
+/// supervisor repeating itself) is counted, instead of taking its default action and killing
+/// the server with a dialog in flight or with its exit status unwritten.
+struct StopSignals {
+  std::optional<weft::SignalFuture> interrupt;
+  std::optional<weft::SignalFuture> terminate;
+};
+
 weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
                      weft::TcpListener& listener, greeter::ConnectionSlots& slots,
-                     greeter::Stats& stats) {
-  // Watched from here on, until the drain is over: a signal that arrives once "listening" is
-  // printed is never lost, and never takes its default action of killing the server
-  // mid-dialog. A second one during the drain changes nothing; the drain deadline bounds it.
-  auto interrupt = weft::signal(SIGINT);
-  auto terminate = weft::signal(SIGTERM);
+                     greeter::Stats& stats, StopSignals& signals) {
+  // Created on a runtime thread, so watched from here on: a signal that arrives once
+  // "listening" is printed is never lost.
+  weft::SignalFuture& interrupt = signals.interrupt.emplace(SIGINT);
+  weft::SignalFuture& terminate = signals.terminate.emplace(SIGTERM);
   // Dropped (aborted) when serve returns; the runtime's shutdown would cancel it anyway.
   struct AbortOnExit {
     weft::JoinHandle<void> handle;
@@ -169,6 +178,7 @@ int main(int argc, char** argv) {
   // Declared before the runtime: dialogs cancelled at its shutdown still give their slots back.
   greeter::ConnectionSlots slots(options.config.max_connections);
   greeter::Stats stats;
+  StopSignals signals;  // before the runtime, so destroyed after it
   try {
     // A dialog's few polls are system calls of microseconds: timing one in 256 costs about
     // 1 ns of its 40 us of CPU (three 29 ns clock reads per sample), and gives the --stats
@@ -176,7 +186,7 @@ int main(int argc, char** argv) {
     weft::Runtime runtime(weft::RuntimeOptions{.workers = options.threads,
                                                .thread_name_prefix = "greeter",
                                                .metrics_sample_interval = 256});
-    runtime.block_on(run(options, runtime, listener, slots, stats));
+    runtime.block_on(run(options, runtime, listener, slots, stats, signals));
   } catch (const std::exception& error) {
     std::fprintf(stderr, "weft-greeter: %s\n", error.what());
     return 1;
