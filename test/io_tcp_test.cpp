@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -363,6 +364,10 @@ TEST_SUITE("tcp") {
       // The old socket becomes readable, and closes with that event not yet taken from epoll
       // (the write and the close happen in one poll of this task).
       co_await old_client.write_all("pending\n");
+      // Loopback delivery may be left to the kernel's softirq thread; poll(2) waits for it
+      // without turning our loop, so the event stays pending in epoll.
+      pollfd readable{old_fd, POLLIN, 0};
+      if (::poll(&readable, 1, 10'000) != 1) co_return false;
       int unread = 0;
       if (::ioctl(old_fd, FIONREAD, &unread) != 0 || unread == 0) co_return false;
       old_server.stream.close();
@@ -468,28 +473,36 @@ TEST_SUITE("tcp") {
     // workers the bound would be in the polls of whichever worker holds the loop, and one
     // the OS has preempted holds it for as long as the OS likes.
     auto listener = TcpListener::bind("127.0.0.1:0");
-    Runtime runtime(RuntimeOptions{.workers = 1});
+    // Before the runtime, which outlives the tasks that use them even when a REQUIRE fails.
     std::atomic<bool> waiting{false};
     std::atomic<bool> got_byte{false};
     std::atomic<bool> sent{false};
-    auto reader = runtime.spawn(
-        [](TcpListener& l, std::atomic<bool>& waiting, std::atomic<bool>& got) -> Task<bool> {
-          auto accepted = co_await l.accept();
-          char byte;
-          const std::size_t n =
-              co_await NotePending(accepted.stream.read(std::span<char>(&byte, 1)), waiting);
-          got.store(true);
-          co_return n == 1;
-        }(listener, waiting, got_byte));
+    std::atomic<int> server_fd{-1};
+    std::atomic<int> spinning{0};
+    std::atomic<int> polls{0};
+    Runtime runtime(RuntimeOptions{.workers = 1});
+    auto reader = runtime.spawn([](TcpListener& l, std::atomic<bool>& waiting,
+                                   std::atomic<bool>& got, std::atomic<int>& fd) -> Task<bool> {
+      auto accepted = co_await l.accept();
+      fd.store(accepted.stream.native_handle());
+      char byte;
+      const std::size_t n =
+          co_await NotePending(accepted.stream.read(std::span<char>(&byte, 1)), waiting);
+      got.store(true);
+      co_return n == 1;
+    }(listener, waiting, got_byte, server_fd));
     const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(::connect(client, static_cast<const sockaddr*>(listener.local_addr().native()),
                       static_cast<socklen_t>(listener.local_addr().native_size())) == 0);
     REQUIRE(eventually([&] { return waiting.load(); }));  // the read found nothing, and waits
-    std::atomic<int> spinning{0};
-    std::atomic<int> polls{0};
     auto spinner = runtime.spawn(spin_counting(got_byte, sent, polls, spinning));
     REQUIRE(eventually([&] { return spinning.load() == 1; }));
     REQUIRE(::send(client, "x", 1, MSG_NOSIGNAL) == 1);
+    // Counting starts once the byte is readable (loopback delivery may be left to the
+    // kernel's softirq thread), which poll(2) on our side tells without touching the loop;
+    // or once the reader has it already.
+    pollfd readable{server_fd.load(), POLLIN, 0};
+    REQUIRE(eventually([&] { return got_byte.load() || ::poll(&readable, 1, 0) == 1; }));
     sent.store(true);
     CHECK(reader.join());
     CHECK(spinner.join());  // saw the byte arrive while spinning, not after giving up

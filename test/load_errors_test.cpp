@@ -117,6 +117,23 @@ LoadResult run_load(unsigned port, std::vector<std::string> extra) {
 }  // namespace
 
 TEST_SUITE("load_errors") {
+  TEST_CASE("a server named by host name is found, and a correct dialog counts as success") {
+    MockServer server([](int fd) {
+      answer(fd, thanks);
+      ::close(fd);
+    });
+    REQUIRE(server.port() != 0);
+    // localhost may name ::1 first; weft-load takes its IPv4 address, where the server is.
+    const LoadResult result = run_load(server.port(), {"--host", "localhost"});
+    CHECK(result.exit_code == 0);
+    CHECK(result.json.find("\"dialogs\":3,\"failed\":0") != std::string::npos);
+  }
+
+  TEST_CASE("a host name that does not resolve is a failure, not a usage error") {
+    const LoadResult result = run_load(1, {"--host", "no-such-host.invalid"});
+    CHECK(result.exit_code == 1);
+  }
+
   TEST_CASE("a reply that is not the expected one counts as wrong_reply and fails the run") {
     MockServer server([](int fd) {
       answer(fd, [](const std::string&) { return thanks("somebody else"); });

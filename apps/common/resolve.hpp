@@ -14,7 +14,9 @@
 
 namespace weft_apps {
 
-/// The first TCP address `host` names, with `port`. Throws std::runtime_error with
+/// The address `host` names, with `port`: its first IPv4 address if it has one, else its
+/// first IPv6 one. IPv4 first because the greeter listens on 127.0.0.1 by default, and
+/// glibc lists ::1 before 127.0.0.1 for localhost. Throws std::runtime_error with
 /// getaddrinfo's message when the name does not resolve.
 inline weft::SocketAddress resolve_host(const std::string& host, std::uint16_t port) {
   std::string unbracketed = host;
@@ -31,7 +33,14 @@ inline weft::SocketAddress resolve_host(const std::string& host, std::uint16_t p
     throw std::runtime_error("cannot resolve host '" + host + "': " + ::gai_strerror(rc));
   }
   const std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, &::freeaddrinfo);
-  return weft::SocketAddress::from_native(found->ai_addr, found->ai_addrlen);
+  const addrinfo* chosen = found;
+  for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+    if (entry->ai_family == AF_INET) {
+      chosen = entry;
+      break;
+    }
+  }
+  return weft::SocketAddress::from_native(chosen->ai_addr, chosen->ai_addrlen);
 }
 
 }  // namespace weft_apps

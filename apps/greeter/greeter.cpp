@@ -131,11 +131,15 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
                              ConnectionSlots& slots, Stats& stats) {
   constexpr auto k_first_backoff = 5ms;
   constexpr auto k_max_backoff = 200ms;
-  // One log line when a shortage of descriptors starts, one when it ends, and one per
-  // k_pauses_per_report pauses in between (every 10 s at the longest back-off).
+  // Out of descriptors, a line says so, and another when accepting works again. A server that
+  // sits at its limit may pause and resume for every connection; so a new "pausing" line
+  // comes at most once a second, and a long shortage repeats it every 50 pauses.
+  constexpr auto k_report_every = 1s;
   constexpr std::uint64_t k_pauses_per_report = 50;
   std::chrono::milliseconds backoff = k_first_backoff;
-  std::uint64_t pauses_in_shortage = 0;
+  std::uint64_t pauses = 0;       // since the last line
+  bool reported_pausing = false;  // the last line said "pausing"
+  std::optional<std::chrono::steady_clock::time_point> last_pausing_line;
   for (;;) {
     co_await slots.acquire();
     Slot slot(slots);
@@ -144,9 +148,10 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
     try {
       accepted = co_await listener.accept();
       backoff = k_first_backoff;
-      if (pauses_in_shortage != 0) {
+      if (reported_pausing) {
         std::fprintf(stderr, "weft-greeter: accepting again after %llu pause(s)\n",
-                     static_cast<unsigned long long>(std::exchange(pauses_in_shortage, 0)));
+                     static_cast<unsigned long long>(std::exchange(pauses, 0)));
+        reported_pausing = false;
       }
     } catch (const std::system_error& error) {
       failure = error;  // handled below: a handler cannot co_await
@@ -156,9 +161,16 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
         // Level-triggered readiness would report the queued connection again at once:
         // wait instead, and let the connection wait in the kernel's backlog meanwhile.
         stats.descriptor_exhaustion.fetch_add(1, std::memory_order_relaxed);
-        if (pauses_in_shortage++ % k_pauses_per_report == 0) {
+        ++pauses;
+        const auto now = std::chrono::steady_clock::now();
+        const bool due = reported_pausing
+                             ? pauses % k_pauses_per_report == 0
+                             : !last_pausing_line || now - *last_pausing_line >= k_report_every;
+        if (due) {
           std::fprintf(stderr, "weft-greeter: %s; pausing accept (%llu pause(s) so far)\n",
-                       failure->what(), static_cast<unsigned long long>(pauses_in_shortage));
+                       failure->what(), static_cast<unsigned long long>(pauses));
+          reported_pausing = true;
+          last_pausing_line = now;
         }
       } else {
         std::fprintf(stderr, "weft-greeter: %s\n", failure->what());

@@ -106,7 +106,7 @@ weft::Task<void> until_signalled(weft::SignalFuture& interrupt, weft::SignalFutu
 
 /// Prints a stats line every `every` (if non-zero) and at each SIGUSR1, until cancelled.
 weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::milliseconds every,
-                              const greeter::Stats& stats, weft::SignalFuture on_demand) {
+                              const greeter::Stats& stats, weft::SignalFuture& on_demand) {
   // relaxed: counters for a report; nothing is ordered by them.
   auto dialogs = [&stats] { return stats.finished.load(std::memory_order_relaxed); };
   weft::RuntimeMetrics before = runtime.metrics();
@@ -131,27 +131,29 @@ weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::millise
   }
 }
 
-/// The signals that stop the server. Owned by main(), outside the runtime, so that they stay
+/// The signals the server handles. Owned by main(), outside the runtime, so that they stay
 /// watched through the drain and the runtime's shutdown: a signal that arrives then (a
-/// supervisor repeating itself) is counted, instead of taking its default action and killing
-/// the server with a dialog in flight or with its exit status unwritten.
-struct StopSignals {
+/// supervisor repeating itself, a late SIGUSR1) is counted, instead of taking its default
+/// action and killing the server with a dialog in flight or with its exit status unwritten.
+struct Signals {
   std::optional<weft::SignalFuture> interrupt;
   std::optional<weft::SignalFuture> terminate;
+  std::optional<weft::SignalFuture> stats;
 };
 
 weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
                      weft::TcpListener& listener, greeter::ConnectionSlots& slots,
-                     greeter::Stats& stats, StopSignals& signals) {
+                     greeter::Stats& stats, Signals& signals) {
   // Created on a runtime thread, so watched from here on: a signal that arrives once
   // "listening" is printed is never lost.
   weft::SignalFuture& interrupt = signals.interrupt.emplace(SIGINT);
   weft::SignalFuture& terminate = signals.terminate.emplace(SIGTERM);
+  weft::SignalFuture& stats_now = signals.stats.emplace(SIGUSR1);
   // Dropped (aborted) when serve returns; the runtime's shutdown would cancel it anyway.
   struct AbortOnExit {
     weft::JoinHandle<void> handle;
     ~AbortOnExit() { handle.abort(); }
-  } reporter{weft::spawn(report_stats(runtime, options.stats_every, stats, weft::signal(SIGUSR1)))};
+  } reporter{weft::spawn(report_stats(runtime, options.stats_every, stats, stats_now))};
   std::printf("listening on port %u\n", listener.local_addr().port());
   std::fflush(stdout);
   co_await greeter::serve(listener, options.config, slots, stats,
@@ -178,7 +180,7 @@ int main(int argc, char** argv) {
   // Declared before the runtime: dialogs cancelled at its shutdown still give their slots back.
   greeter::ConnectionSlots slots(options.config.max_connections);
   greeter::Stats stats;
-  StopSignals signals;  // before the runtime, so destroyed after it
+  Signals signals;  // before the runtime, so destroyed after it
   try {
     // A dialog's few polls are system calls of microseconds: timing one in 256 costs about
     // 1 ns of its 40 us of CPU (three 29 ns clock reads per sample), and gives the --stats

@@ -6,7 +6,7 @@
 // ports), or with --close-first client it closes at once. Then it starts over until the
 // dialogs (-n) or the time (--duration) run out. Latency is measured from the connect
 // to the reply, minus the hold. Exit status: 0 when every dialog succeeded, 1 when any
-// failed, 2 for a usage error.
+// failed (or the host name did not resolve), 2 for a usage error.
 #include <unistd.h>
 
 #include <atomic>
@@ -296,7 +296,9 @@ int main(int argc, char** argv) {
     shared->server =
         weft_apps::resolve_host(options.host, static_cast<std::uint16_t>(options.port));
   } catch (const std::exception& error) {
-    usage_error(error.what());
+    // Not a usage error: the lookup may fail for a while (EAI_AGAIN) and then work.
+    std::fprintf(stderr, "weft-load: %s\n", error.what());
+    return 1;
   }
   if (options.source_addresses > 1 &&
       (shared->server.is_ipv6() || !shared->server.to_string().starts_with("127."))) {
