@@ -22,6 +22,18 @@ extern char** environ;
 
 namespace weft::test {
 
+/// Reads one line including '\n' from a blocking socket, or what arrives before end of
+/// stream, an error or the socket's receive timeout.
+inline std::string read_line_from(int fd) {
+  std::string line;
+  char c;
+  while (::recv(fd, &c, 1, 0) == 1) {
+    line.push_back(c);
+    if (c == '\n') break;
+  }
+  return line;
+}
+
 class Client {
  public:
   /// Connects to 127.0.0.1:port; fd() is -1 when the connection was refused.
@@ -63,15 +75,7 @@ class Client {
   }
 
   /// One line including '\n', or what arrived before end of stream or the 10 s limit.
-  std::string read_line() {
-    std::string line;
-    char c;
-    while (::recv(m_fd, &c, 1, 0) == 1) {
-      line.push_back(c);
-      if (c == '\n') break;
-    }
-    return line;
-  }
+  std::string read_line() { return read_line_from(m_fd); }
   /// Everything until end of stream (or the 10 s limit, or an error; see ended_at_eof).
   std::string read_all() {
     std::string all;

@@ -16,6 +16,7 @@
 #include "greeter_client.hpp"
 
 using weft::test::Child;
+using weft::test::read_line_from;
 
 namespace {
 
@@ -74,21 +75,10 @@ void send_text(int fd, const std::string& text) {
   (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
 }
 
-/// Reads up to and including the first '\n' (or until EOF or the receive timeout).
-std::string read_line(int fd) {
-  std::string line;
-  char byte;
-  while (::recv(fd, &byte, 1, 0) == 1) {
-    line.push_back(byte);
-    if (byte == '\n') break;
-  }
-  return line;
-}
-
 /// The greeter's dialog up to its reply, with `reply` made from the name.
 void answer(int fd, const std::function<std::string(const std::string&)>& reply) {
   send_text(fd, "Who are you?\n");
-  const std::string name = read_line(fd);
+  const std::string name = read_line_from(fd);
   send_text(fd, reply(name.substr(0, name.size() - 1)));
 }
 
@@ -171,7 +161,7 @@ TEST_SUITE("load_errors") {
   TEST_CASE("a server that closes before replying counts as closed_early") {
     MockServer server([](int fd) {
       send_text(fd, "Who are you?\n");
-      (void)read_line(fd);
+      (void)read_line_from(fd);
       ::close(fd);
     });
     REQUIRE(server.port() != 0);
@@ -183,7 +173,8 @@ TEST_SUITE("load_errors") {
   TEST_CASE("a server that waits for the client to close is served with --close-first client") {
     MockServer server([](int fd) {
       answer(fd, thanks);
-      (void)read_line(fd);  // returns at the client's FIN (or after the receive timeout)
+      // Returns at the client's FIN (or after the receive timeout).
+      (void)read_line_from(fd);
       ::close(fd);
     });
     REQUIRE(server.port() != 0);
