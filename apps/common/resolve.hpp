@@ -14,14 +14,16 @@
 
 namespace weft_apps {
 
-/// The address `host` names, with `port`: its first IPv4 address if it has one, else its
-/// first IPv6 one. IPv4 first because the greeter listens on 127.0.0.1 by default, and
-/// glibc lists ::1 before 127.0.0.1 for localhost. Throws std::runtime_error with
-/// getaddrinfo's message when the name does not resolve.
+/// The address `host` names, with `port`. A numeric address is parsed by
+/// SocketAddress::from_host_port, without a lookup. A name resolves to its first IPv4
+/// address if it has one, else its first IPv6 one: IPv4 first because the greeter listens on
+/// 127.0.0.1 by default, and glibc may list ::1 first for localhost. Throws
+/// std::runtime_error with getaddrinfo's message when the name does not resolve.
 inline weft::SocketAddress resolve_host(const std::string& host, std::uint16_t port) {
-  std::string unbracketed = host;
-  if (unbracketed.size() > 2 && unbracketed.front() == '[' && unbracketed.back() == ']') {
-    unbracketed = unbracketed.substr(1, unbracketed.size() - 2);  // [::1], as in an address
+  try {
+    return weft::SocketAddress::from_host_port(host, port);
+  } catch (const std::invalid_argument&) {
+    // Not numeric: a name to look up.
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -29,7 +31,7 @@ inline weft::SocketAddress resolve_host(const std::string& host, std::uint16_t p
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
-  if (const int rc = ::getaddrinfo(unbracketed.c_str(), service.c_str(), &hints, &found); rc != 0) {
+  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
     throw std::runtime_error("cannot resolve host '" + host + "': " + ::gai_strerror(rc));
   }
   const std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, &::freeaddrinfo);

@@ -300,8 +300,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft-load: %s\n", error.what());
     return 1;
   }
-  if (options.source_addresses > 1 &&
-      (shared->server.is_ipv6() || !shared->server.to_string().starts_with("127."))) {
+  if (options.source_addresses > 1 && !shared->server.host().starts_with("127.")) {
     usage_error("--source-addresses needs a server on 127.0.0.0/8");
   }
   shared->options = options;
