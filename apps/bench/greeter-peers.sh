@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The greeter benchmark: weft-greeter beside tokio-greeter, go-greeter and epoll-greeter (the
 # hand-written floor) from ../shared/anchors, all with the same weft-load settings, each run
-# ROUNDS times in alternation so that a slow spell on the machine hits every server alike.
+# ROUNDS times in alternation so that a slow spell on the machine hits every server alike
+# (each round in a rotated order).
 # Three tables, in markdown:
 #   throughput  each server's median per round of dialogs/s, p99 latency, and the server's CPU
 #               time (user+sys, from /proc) per dialog, with ratios to the floor and to Tokio;
@@ -77,6 +78,12 @@ start_server() {  # start_server NAME PORT; sets server_pid
 
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 servers=(weft tokio go epoll)
+# Round R starts with the R-th server and wraps around, so that no server always runs first,
+# or always right after the same peer: an effect of the order then lands on each in turn.
+in_order_of_round() {  # in_order_of_round ROUND -> the servers, one per line
+  local i n=${#servers[@]}
+  for ((i = 0; i < n; i++)); do echo "${servers[(($1 - 1 + i) % n)]}"; done
+}
 cpu_per_dialog() {  # cpu_per_dialog TICKS DIALOGS
   awk -v t="$1" -v hz="$ticks" -v n="$2" 'BEGIN{printf "%.2f", t / hz * 1e6 / n}'
 }
@@ -88,7 +95,7 @@ echo "Command: \`$command_line\` at $(git -C "$repo" rev-parse --short HEAD), $(
 throughput() {
   declare -A rate p99 cpu
   for round in $(seq 1 "$ROUNDS"); do
-    for server in "${servers[@]}"; do
+    for server in $(in_order_of_round "$round"); do
       port=$((10000 + RANDOM % 20000))  # below the ephemeral range
       start_server "$server" "$port"
       "$load" --port "$port" -c "$CONNECTIONS" -n 2000 --threads "$THREADS" >/dev/null  # warm-up
@@ -167,7 +174,7 @@ scaling() {
   # Each round runs every server at the three concurrencies back to back, so the per-round
   # ratio 10,000 / 100 compares runs made in the same spell of the machine.
   for round in $(seq 1 "$ROUNDS"); do
-    for server in "${servers[@]}"; do
+    for server in $(in_order_of_round "$round"); do
       for clients in 100 1000 10000; do
         port=$((10000 + RANDOM % 20000))  # below the ephemeral range
         start_server "$server" "$port"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs weft-bench and the peer scheduler benchmarks (Tokio, Go, oneTBB) in turn, ROUNDS times,
 # and prints a markdown table of each program's median across rounds of its per-round medians.
-# The programs alternate within each round, so a slow spell on the machine hits all of them
-# rather than one.
+# The programs alternate within each round, in an order rotated from round to round, so a
+# slow spell on the machine hits all of them rather than one.
 #
 # Usage: apps/bench/run-peers.sh [PATH-TO-weft-bench]   (default: build/apps/bench/weft-bench)
 # Environment:
@@ -67,7 +67,10 @@ run_program() {
 
 programs=(weft tokio go tbb)
 for ((round = 1; round <= ROUNDS; round++)); do
-  for program in "${programs[@]}"; do
+  # Round R starts with the R-th program and wraps around, so that no program always runs
+  # first, or always right after the same peer.
+  for ((i = 0; i < ${#programs[@]}; i++)); do
+    program=${programs[((round - 1 + i) % ${#programs[@]})]}
     out=$results/$program.$round
     run_program "$program" >"$out"
     echo "round $round/$ROUNDS, $program:"
