@@ -31,13 +31,17 @@ bench: build
 	./apps/bench/run-peers.sh ./$(BUILD)/apps/bench/weft-bench
 	./apps/bench/greeter-peers.sh ./$(BUILD)
 
-SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null)
+# Every tracked C++ file. An empty list (git failing, say on a checkout owned by another user)
+# is an error, not a formatting check that passes without looking at anything.
+list_sources = files=$$(git ls-files '*.cpp' '*.hpp') || exit 1; \
+	if [ -z "$$files" ]; then echo "no C++ sources listed by git ls-files" >&2; exit 1; fi
 
 format:
-	clang-format -i $(SOURCES)
+	@$(list_sources); clang-format -i $$files
 
 check-format:
-	clang-format --dry-run -Werror $(SOURCES)
+	@$(list_sources); clang-format --dry-run -Werror $$files && \
+	  echo "clang-format: $$(echo $$files | wc -w) files clean"
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
