@@ -202,7 +202,11 @@ weft::Task<std::optional<ErrorKind>> dialog(Shared& shared, const std::string& n
   weft::TcpStream stream =
       co_await weft::timeout(shared.options.connect_timeout, std::move(connect));
   auto prompt = co_await weft::timeout(timeout, stream.read_until('\n', 64));
-  if (prompt.end != weft::ReadUntilEnd::delimiter) co_return ErrorKind::closed_early;
+  // As for the reply below: nothing before the close is an early close; anything else that
+  // is not the prompt (cut short, or 64 bytes without a newline) is a wrong one.
+  if (prompt.end == weft::ReadUntilEnd::eof && prompt.bytes.empty()) {
+    co_return ErrorKind::closed_early;
+  }
   if (prompt.bytes != "Who are you?\n") co_return ErrorKind::wrong_reply;
   Clock::duration held{0};
   if (shared.options.hold.count() > 0) {
