@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using weft::test::eventually;
 using weft::test::open_fd_count;
 using weft::test::Tracked;
+using weft::test::yield_until;
 
 namespace {
 
@@ -327,8 +328,7 @@ TEST_SUITE("tcp") {
             rd2.store(true);
             (void)co_await accepted.stream.read(buffer);  // the client never writes
           }(l, lv, rd));
-      while (!rd.load())
-        co_await yield_now();
+      if (!co_await yield_until([&rd] { return rd.load(); })) co_return false;
       reader.abort();
       try {
         co_await reader;
@@ -372,8 +372,9 @@ TEST_SUITE("tcp") {
       if (::ioctl(old_fd, FIONREAD, &unread) != 0 || unread == 0) co_return false;
       old_server.stream.close();
       // Wait until the reactor has closed the descriptor, so the kernel may reuse it.
-      while (::fcntl(old_fd, F_GETFD) != -1)
-        co_await yield_now();
+      if (!co_await yield_until([old_fd] { return ::fcntl(old_fd, F_GETFD) == -1; })) {
+        co_return false;
+      }
       auto new_server = co_await l.accept();
       if (new_server.stream.native_handle() != old_fd) co_return false;  // the kernel reuses
       // Traffic for the old socket must not wake the new one either. (Closed with unread
@@ -388,8 +389,7 @@ TEST_SUITE("tcp") {
         std::size_t n = co_await CountPolls(s.read(buffer), p);
         co_return std::string(buffer, n);
       }(new_server.stream, polls));
-      while (polls.load() == 0)
-        co_await yield_now();
+      if (!co_await yield_until([&polls] { return polls.load() != 0; })) co_return false;
       co_await new_client.write_all("fresh\n");
       std::string got = co_await reader;
       // One pending poll, then the poll that reads: no wake-up from the old socket's event.

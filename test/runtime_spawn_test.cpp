@@ -35,8 +35,7 @@ Task<void> fail(std::string message) {
 }
 
 Task<void> spin_with_yields(std::atomic<bool>* stop) {
-  while (!stop->load(std::memory_order_acquire))
-    co_await yield_now();
+  (void)co_await test::yield_until([stop] { return stop->load(std::memory_order_acquire); });
 }
 
 Task<int> spawn_many_and_count(int tasks) {

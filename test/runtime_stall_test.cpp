@@ -67,7 +67,8 @@ TEST_SUITE("stall") {
     std::atomic<bool> stop_ticking{false};
     std::atomic<int> ticks{0};
     auto ticker = [&]() -> Task<void> {
-      while (!stop_ticking.load()) {
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (!stop_ticking.load() && std::chrono::steady_clock::now() < deadline) {
         ticks.fetch_add(1);
         co_await yield_now();
       }

@@ -27,6 +27,18 @@ bool eventually(Predicate predicate, std::chrono::seconds limit = std::chrono::s
   return true;
 }
 
+/// Inside a task: yields until `predicate` holds, for at most `limit`. Returns whether it
+/// held. The task-side twin of `eventually`, for waits that must let the runtime run.
+template <class Predicate>
+Task<bool> yield_until(Predicate predicate, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await yield_now();
+  }
+  co_return true;
+}
+
 /// A leaf future that is pending until complete() is called from any thread. It counts its
 /// polls and keeps the latest waker.
 class Gate {

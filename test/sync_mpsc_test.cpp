@@ -216,9 +216,11 @@ TEST_SUITE("mpsc") {
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto [tx, rx] = mpsc::channel<int>(2);
     std::atomic<int> send_timeouts{0};
+    // Both loops give up after 60 s, or a lost wake-up would hang the test instead of failing.
     auto producer = [&send_timeouts](mpsc::Sender<int> sender_argument) -> Task<void> {
       auto sender = std::move(sender_argument);  // see the first test
-      for (int i = 0; i < k_messages;) {
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      for (int i = 0; i < k_messages && std::chrono::steady_clock::now() < deadline;) {
         try {
           // reserve, not send: a timed-out reserve gives up no message.
           auto permit = co_await timeout(20us, sender.reserve());
@@ -231,7 +233,8 @@ TEST_SUITE("mpsc") {
     };
     auto consumer = [](mpsc::Receiver<int> receiver) -> Task<int> {
       int expected = 0;
-      for (;;) {
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (std::chrono::steady_clock::now() < deadline) {
         try {
           std::optional<int> message = co_await timeout(20us, receiver.recv());
           if (!message) co_return expected;
@@ -240,6 +243,7 @@ TEST_SUITE("mpsc") {
         } catch (const TimedOut&) {
         }
       }
+      co_return -2;
     };
     auto produced = runtime.spawn(producer(std::move(tx)));
     CHECK(runtime.block_on(consumer(std::move(rx))) == k_messages);

@@ -77,7 +77,8 @@ TEST_SUITE("load") {
     std::atomic<bool> done{false};
     std::atomic<int> peak{0};
     std::thread watcher([&] {
-      while (!done.load()) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+      while (!done.load() && std::chrono::steady_clock::now() < deadline) {
         peak.store(std::max(peak.load(), open_fd_count(pid)));
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a sampling period
       }
