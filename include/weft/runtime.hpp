@@ -55,7 +55,8 @@ struct RuntimeOptions {
   bool enable_metrics = true;
   /// The histograms sample one wake in this many on each thread: the wake is stamped, and the
   /// poll it leads to is timed, for three clock reads in all. A power of two; 1 times every
-  /// poll. At the default a clock read costs a 10 ns yield under 0.3% (docs/design.md).
+  /// poll. At the default the clock reads cost an 11 ns yield about 0.9%, within the noise
+  /// of measuring it (docs/design.md, "Metrics and the stall detector").
   std::uint32_t metrics_sample_interval = 4096;
   /// A poll running longer than this is reported once through on_stall; zero turns the
   /// stall detector off. See lib/sched/stall_monitor.hpp for its precision.

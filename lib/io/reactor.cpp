@@ -1,3 +1,5 @@
+// The invariants (who owns what, which thread may call what, the atomics and their partners)
+// are at the top of lib/io/reactor.hpp; the comments here name each operation's partner.
 #include "io/reactor.hpp"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The invariants (who owns what, which thread may call what, the atomics and their partners)
+// are at the top of lib/sched/idle.hpp; the comments here name each operation's partner.
 #include "sched/idle.hpp"
 
 #include <algorithm>

@@ -7,8 +7,8 @@
 // has run between the threshold and the threshold plus one check interval, and a poll shorter
 // than that may go unreported. The interval is never below k_min_check_interval. While every
 // worker is idle the interval backs off to the threshold itself, so a stall that begins after
-// a quiet stretch is reported before two thresholds have passed. The workers pay two stores
-// per poll for it.
+// a quiet stretch is reported before two thresholds have passed. The workers pay three stores
+// per poll for it (the spawn site, then the sequence, odd before the poll and even after).
 // Thread safety: start and stop are called by the core, once each; the hook runs on the
 // monitor's thread.
 #pragma once
