@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -110,8 +111,18 @@ TEST_SUITE("load") {
     }
     CAPTURE(rss[1]);
     CAPTURE(rss[3]);
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's quarantine holds freed memory back (256 MiB of it), so RSS grows with any
+    // allocation traffic; here LeakSanitizer's check at the exit below is the memory test.
+    MESSAGE("RSS check skipped under ASan: " << rss[1] << " KiB, then " << rss[3] << " KiB");
+#else
     // After the first runs have grown the caches to their working size, more of the same
     // load must not keep growing the server: at most 10% (plus 2 MiB of allocator slack).
     CHECK(rss[3] <= rss[1] + rss[1] / 10 + 2048);
+#endif
+    // A clean shutdown after the load; under ASan, LeakSanitizer finds nothing to report
+    // (a leak would make the exit status non-zero).
+    greeter.child.signal(SIGTERM);
+    CHECK(greeter.child.wait_exit(std::chrono::seconds(30)) == 0);
   }
 }
