@@ -223,6 +223,16 @@ TEST_SUITE("load_errors") {
     const LoadResult closing = run_load(server.port(), {"--close-first", "client"});
     CHECK(closing.exit_code == 0);
     CHECK(closing.json.find("\"dialogs\":3,\"failed\":0") != std::string::npos);
+    // Bytes after the reply are wrong even when the client does not wait for the close.
+    MockServer chatty([](int fd) {
+      answer(fd, [](const std::string& name) { return thanks(name) + "and more\n"; });
+      (void)read_line_from(fd);
+      ::close(fd);
+    });
+    REQUIRE(chatty.port() != 0);
+    const LoadResult extra = run_load(chatty.port(), {"--close-first", "client"});
+    CHECK(extra.exit_code == 1);
+    CHECK(extra.json.find("\"wrong_reply\":3") != std::string::npos);
     // By default the client waits for the server to close first, which this one never does.
     const LoadResult waiting = run_load(server.port(), {"--timeout", "200ms"});
     CHECK(waiting.exit_code == 1);
@@ -296,5 +306,19 @@ TEST_SUITE("load_errors") {
     CHECK(result.exit_code == 0);
     std::sort(peers.begin(), peers.end());
     CHECK(peers == std::vector<std::string>{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"});
+  }
+
+  TEST_CASE("a report nobody reads does not change the exit status") {
+    MockServer server([](int fd) {
+      answer(fd, thanks);
+      ::close(fd);
+    });
+    REQUIRE(server.port() != 0);
+    const char* path = std::getenv("WEFT_LOAD");
+    REQUIRE(path != nullptr);
+    Child load(
+        {path, "--port", std::to_string(server.port()), "-c", "1", "-n", "3", "--threads", "1"});
+    load.close_out();  // gone before the dialogs end: the report's write fails with EPIPE
+    CHECK(load.wait_exit(std::chrono::seconds(60)) == 0);
   }
 }
