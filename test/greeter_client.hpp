@@ -165,15 +165,28 @@ class Child {
     return true;
   }
 
+  /// Closes our end of the child's stdout: its writes there fail with EPIPE from now on.
+  void close_out() {
+    if (m_out >= 0) ::close(m_out);
+    m_out = -1;
+  }
+
   /// Waits (at most `limit`) for the exit; returns the exit code, or -1 (killed, timed out).
-  int wait_exit(std::chrono::seconds limit = std::chrono::seconds(20)) {
+  /// Unless told not to, it reads the child's output meanwhile, so that a chatty child never
+  /// blocks on a full pipe.
+  enum class Output { drain, leave_unread };
+  int wait_exit(std::chrono::seconds limit = std::chrono::seconds(20),
+                Output output = Output::drain) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     int status = 0;
     while (::waitpid(m_pid, &status, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() > deadline) return -1;
-      // Drain the pipes meanwhile, so a chatty child never blocks on a full pipe.
-      read_some(m_out, m_out_text, std::chrono::milliseconds(10));
-      read_some(m_err, m_err_text, std::chrono::milliseconds(0));
+      if (output == Output::drain) {
+        read_some(m_out, m_out_text, std::chrono::milliseconds(10));
+        read_some(m_err, m_err_text, std::chrono::milliseconds(0));
+      } else {
+        ::poll(nullptr, 0, 10);  // a 10 ms pause between looks at the child, as above
+      }
     }
     m_exited = true;
     while (read_some(m_out, m_out_text, std::chrono::milliseconds(0))) {
@@ -188,6 +201,7 @@ class Child {
 
  private:
   static bool read_some(int fd, std::string& into, std::chrono::milliseconds wait) {
+    if (fd < 0) return false;
     pollfd entry{fd, POLLIN, 0};
     if (::poll(&entry, 1, static_cast<int>(wait.count())) <= 0) return false;
     char buffer[4096];

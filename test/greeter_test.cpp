@@ -103,11 +103,15 @@ void invalid_utf8(unsigned port) {
   CHECK(dialog(port, "Ferris\n") == "Thanks for dialing in, Ferris!\n");
 }
 
-/// Two names over the cap: one with its newline, and a flood without one.
+/// Names at and over the cap, ended by "\n" and "\r\n", and a flood without a newline.
 void name_cap(unsigned port) {
   const std::string longest(1024, 'a');
   CHECK(dialog(port, longest + "\n") == "Thanks for dialing in, " + longest + "!\n");
   CHECK(dialog(port, std::string(1025, 'a') + "\n") ==
+        "Your name is too long (at most 1024 bytes).\n");
+  // The cap counts the name, not a telnet client's "\r\n" after it.
+  CHECK(dialog(port, longest + "\r\n") == "Thanks for dialing in, " + longest + "!\n");
+  CHECK(dialog(port, std::string(1025, 'a') + "\r\n") ==
         "Your name is too long (at most 1024 bytes).\n");
   // A flood without a newline is cut off at the cap too, never buffered without bound.
   Client flood(port);
@@ -247,7 +251,7 @@ TEST_SUITE("greeter") {
   TEST_CASE("a name of 1,024 bytes is accepted and a longer one gets an error line") {
     Server server;
     scenario::name_cap(server.port());
-    CHECK(server.stats().too_long.load() == 2);
+    CHECK(server.stats().too_long.load() == 3);
   }
 
   TEST_CASE("a silent client is dropped at the read timeout") {
@@ -392,6 +396,48 @@ TEST_SUITE("greeter") {
     client.send("Ferris\n");
     CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
     CHECK(greeter.wait_for_line("connection from 127.0.0.1:"));
+    greeter.signal(SIGTERM);
+    CHECK(greeter.wait_exit() == 0);
+  }
+
+  TEST_CASE("the binary keeps serving, and exits on SIGTERM, when nobody reads its log") {
+    const std::string binary = greeter_binary();
+    REQUIRE_MESSAGE(!binary.empty(), "set WEFT_GREETER (meson test does)");
+    const char* load_binary = std::getenv("WEFT_LOAD");
+    REQUIRE_MESSAGE(load_binary != nullptr, "set WEFT_LOAD (meson test does)");
+    Child greeter({binary, "--port", "0", "--threads", "2"});
+    auto listening = greeter.wait_for_line("listening on port ");
+    REQUIRE(listening);
+    // From here on nobody reads the greeter's stdout. 4,000 "connection from" lines are about
+    // 130 KiB, twice what the pipe holds: a worker that wrote them itself would block once
+    // the pipe filled, and every dialog after that would time out.
+    Child load({load_binary, "--port", listening->substr(18), "-c", "20", "-n", "4000", "--threads",
+                "1", "--timeout", "10s", "--json"});
+    CHECK(load.wait_exit(std::chrono::seconds(90)) == 0);
+    CHECK(load.out().find("\"dialogs\":4000,\"failed\":0") != std::string::npos);
+    if (signals_are_deferred()) {
+      MESSAGE("SIGTERM skipped under TSan: it defers signal handlers (see signals_are_deferred)");
+      return;
+    }
+    greeter.signal(SIGTERM);
+    // The exit waits at most 2 s for the unread log, then leaves it.
+    CHECK(greeter.wait_exit(std::chrono::seconds(20), Child::Output::leave_unread) == 0);
+  }
+
+  TEST_CASE("the binary keeps serving when the reader of its log has gone") {
+    const std::string binary = greeter_binary();
+    REQUIRE_MESSAGE(!binary.empty(), "set WEFT_GREETER (meson test does)");
+    Child greeter({binary, "--port", "0", "--threads", "2"});
+    auto listening = greeter.wait_for_line("listening on port ");
+    REQUIRE(listening);
+    const unsigned port = static_cast<unsigned>(std::stoul(listening->substr(18)));
+    greeter.close_out();  // each "connection from" line now fails with EPIPE, not SIGPIPE
+    for (int i = 0; i < 3; ++i)
+      CHECK(dialog(port, "Ferris\n") == "Thanks for dialing in, Ferris!\n");
+    if (signals_are_deferred()) {
+      MESSAGE("SIGTERM skipped under TSan: it defers signal handlers (see signals_are_deferred)");
+      return;
+    }
     greeter.signal(SIGTERM);
     CHECK(greeter.wait_exit() == 0);
   }

@@ -97,7 +97,8 @@ TEST_SUITE("stall") {
     const std::vector<StallReport> reports = log.reports();
     REQUIRE(reports.size() == 1);
     CHECK(reports[0].spawned_at.line() == hog_line);
-    CHECK(std::string_view(reports[0].spawned_at.file_name()).ends_with("sched_stall_monitor_test.cpp"));
+    CHECK(std::string_view(reports[0].spawned_at.file_name())
+              .ends_with("sched_stall_monitor_test.cpp"));
     CHECK(reports[0].worker < 2);
     CHECK(reports[0].stalled_for >= k_threshold);
     CHECK(ticks_during_stall.load() > 0);  // the other worker kept running the ticker

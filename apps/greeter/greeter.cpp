@@ -5,6 +5,8 @@
 #include <system_error>
 #include <utility>
 
+#include "log.hpp"
+
 namespace greeter {
 namespace {
 
@@ -89,14 +91,18 @@ weft::Task<void> answer(weft::TcpStream& stream, weft::ReadUntilResult line, con
   // Named locals, not temporaries inside the co_await: GCC 12 destroys a temporary that a
   // conditional expression creates in a co_await's operand twice.
   std::string reply;
-  if (line.end == weft::ReadUntilEnd::limit) {
+  // The cap counts the name, not its line ending: "\n" or a telnet client's "\r\n".
+  std::string_view name_bytes = line.bytes;
+  if (line.end == weft::ReadUntilEnd::delimiter) name_bytes.remove_suffix(1);
+  if (!name_bytes.empty() && name_bytes.back() == '\r') name_bytes.remove_suffix(1);
+  if (line.end == weft::ReadUntilEnd::limit || name_bytes.size() > config.max_name_bytes) {
     stats.too_long.fetch_add(1, std::memory_order_relaxed);
     reply =
         "Your name is too long (at most " + std::to_string(config.max_name_bytes) + " bytes).\n";
     co_await send(stream, reply, config.read_timeout);
     co_return;
   }
-  const std::string name = clean_name(line.bytes);
+  const std::string name = clean_name(name_bytes);
   reply = config.reply ? config.reply(name) : thanks(name);
   co_await send(stream, reply, config.read_timeout);
   stats.greeted.fetch_add(1, std::memory_order_relaxed);
@@ -111,7 +117,8 @@ weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const 
   try {
     co_await send(stream, k_prompt, config.read_timeout);
     // The seed's race of a timer against I/O: a client silent past the read timeout loses.
-    auto line = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 1),
+    // Room for the longest name and "\r\n"; answer() applies the cap to the name alone.
+    auto line = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 2),
                                       weft::sleep_for(config.read_timeout));
     if (line.index() == 1) {
       stats.timed_out.fetch_add(1, std::memory_order_relaxed);
@@ -121,8 +128,7 @@ weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const 
   } catch (const std::exception& error) {
     stats.failed.fetch_add(1, std::memory_order_relaxed);
     if (!config.quiet) {
-      std::fprintf(stderr, "connection from %s ended: %s\n", peer.to_string().c_str(),
-                   error.what());
+      log_err(format("connection from %s ended: %s", peer.to_string().c_str(), error.what()));
     }
   }
 }
@@ -145,18 +151,38 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
     Slot slot(slots);
     weft::Accepted accepted;
     std::optional<std::system_error> failure;
+    std::string other_failure;  // an exception of another type: out of memory, most likely
     try {
       accepted = co_await listener.accept();
       backoff = k_first_backoff;
       if (reported_pausing) {
-        std::fprintf(stderr, "weft-greeter: accepting again after %llu pause(s)\n",
-                     static_cast<unsigned long long>(std::exchange(pauses, 0)));
+        log_err(format("weft-greeter: accepting again after %llu pause(s)",
+                       static_cast<unsigned long long>(std::exchange(pauses, 0))));
         reported_pausing = false;
       }
     } catch (const std::system_error& error) {
       failure = error;  // handled below: a handler cannot co_await
+    } catch (const std::exception& error) {
+      other_failure = error.what();
     }
-    if (failure) {
+    if (!failure && other_failure.empty()) {
+      try {
+        if (!config.quiet) log_out("connection from " + accepted.peer.to_string());
+        (void)weft::spawn(
+            dialog(std::move(accepted.stream), accepted.peer, config, std::move(slot), stats));
+        stats.accepted.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      } catch (const std::exception& error) {
+        // The dialog could not start (its frame, say, could not be allocated): this
+        // connection is shed, closed with `accepted`, and the server carries on.
+        other_failure = std::string("dropped a connection: ") + error.what();
+        accepted = {};
+      }
+    }
+    if (!other_failure.empty()) {
+      // Without a pause, a shortage of memory would fail every accept in a tight loop.
+      log_err("weft-greeter: " + other_failure);
+    } else if (failure) {
       if (is_descriptor_exhaustion(*failure)) {
         // Level-triggered readiness would report the queued connection again at once:
         // wait instead, and let the connection wait in the kernel's backlog meanwhile.
@@ -167,23 +193,18 @@ weft::Task<void> accept_loop(weft::TcpListener& listener, const Config& config,
                              ? pauses % k_pauses_per_report == 0
                              : !last_pausing_line || now - *last_pausing_line >= k_report_every;
         if (due) {
-          std::fprintf(stderr, "weft-greeter: %s; pausing accept (%llu pause(s) so far)\n",
-                       failure->what(), static_cast<unsigned long long>(pauses));
+          log_err(format("weft-greeter: %s; pausing accept (%llu pause(s) so far)", failure->what(),
+                         static_cast<unsigned long long>(pauses)));
           reported_pausing = true;
           last_pausing_line = now;
         }
       } else {
-        std::fprintf(stderr, "weft-greeter: %s\n", failure->what());
+        log_err(format("weft-greeter: %s", failure->what()));
       }
-      { Slot given_back = std::move(slot); }
-      co_await weft::sleep_for(backoff);
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, k_max_backoff);
-      continue;
     }
-    stats.accepted.fetch_add(1, std::memory_order_relaxed);
-    if (!config.quiet) std::printf("connection from %s\n", accepted.peer.to_string().c_str());
-    (void)weft::spawn(
-        dialog(std::move(accepted.stream), accepted.peer, config, std::move(slot), stats));
+    { Slot given_back = std::move(slot); }
+    co_await weft::sleep_for(backoff);
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, k_max_backoff);
   }
 }
 
@@ -262,13 +283,12 @@ weft::Task<void> serve(weft::TcpListener& listener, const Config& config, Connec
   listener.close();  // new clients are refused from here on
   const std::size_t in_flight = slots.in_use();
   if (!config.quiet) {
-    std::printf("shutting down: waiting up to %lld ms for %zu dialog(s)\n",
-                static_cast<long long>(config.drain_timeout.count()), in_flight);
+    log_out(format("shutting down: waiting up to %lld ms for %zu dialog(s)",
+                   static_cast<long long>(config.drain_timeout.count()), in_flight));
   }
   auto drained = co_await weft::select(slots.idle(), weft::sleep_for(config.drain_timeout));
   if (drained.index() == 1) {
-    std::fprintf(stderr, "weft-greeter: drain deadline passed; %zu dialog(s) cancelled\n",
-                 slots.in_use());
+    log_err(format("weft-greeter: drain deadline passed; %zu dialog(s) cancelled", slots.in_use()));
   }
 }
 

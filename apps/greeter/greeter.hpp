@@ -1,9 +1,10 @@
 // The greeter: the seed's TCP server, hardened. Kept apart from main.cpp so that the tests
 // run the same server in-process.
 //
-// A dialog: the server writes "Who are you?\n", reads one line (the name, at most
-// max_name_bytes, until '\n' or end of stream), trims the surrounding whitespace, replaces
-// invalid UTF-8 with U+FFFD, and replies "Thanks for dialing in, NAME!\n".
+// A dialog: the server writes "Who are you?\n", reads one line (the name, until '\n' or end
+// of stream: at most max_name_bytes, not counting a "\n" or "\r\n" that ends it), trims the
+// surrounding whitespace, replaces invalid UTF-8 with U+FFFD, and replies
+// "Thanks for dialing in, NAME!\n".
 // - The read races a timer: a client that sends no name within read_timeout is dropped.
 // - A name longer than the cap gets one short error line, then the connection closes.
 // - Errors (resets, exceptions from the reply hook) end that connection only.

@@ -14,6 +14,7 @@
 #include "../common/flags.hpp"
 #include "../common/resolve.hpp"
 #include "greeter.hpp"
+#include "log.hpp"
 #include "stats_line.hpp"
 
 namespace {
@@ -101,7 +102,7 @@ class Borrowed {
 /// them, and with them the handlers, for what follows.
 weft::Task<void> until_signalled(weft::SignalFuture& interrupt, weft::SignalFuture& terminate) {
   auto which = co_await weft::select(Borrowed(interrupt), Borrowed(terminate));
-  std::printf("received %s\n", which.index() == 0 ? "SIGINT" : "SIGTERM");
+  greeter::log_out(which.index() == 0 ? "received SIGINT" : "received SIGTERM");
 }
 
 /// Prints a stats line every `every` (if non-zero) and at each SIGUSR1, until cancelled.
@@ -122,9 +123,8 @@ weft::Task<void> report_stats(const weft::Runtime& runtime, std::chrono::millise
     const std::uint64_t dialogs_now = dialogs();
     const auto at = std::chrono::steady_clock::now();
     const std::uint64_t accepted = stats.accepted.load(std::memory_order_relaxed);
-    std::printf("%s\n", greeter::stats_line(now, before, at - since, dialogs_now, dialogs_before,
-                                            accepted > dialogs_now ? accepted - dialogs_now : 0)
-                            .c_str());
+    greeter::log_out(greeter::stats_line(now, before, at - since, dialogs_now, dialogs_before,
+                                         accepted > dialogs_now ? accepted - dialogs_now : 0));
     before = now;
     dialogs_before = dialogs_now;
     since = at;
@@ -154,15 +154,22 @@ weft::Task<void> run(const Options& options, const weft::Runtime& runtime,
     weft::JoinHandle<void> handle;
     ~AbortOnExit() { handle.abort(); }
   } reporter{weft::spawn(report_stats(runtime, options.stats_every, stats, stats_now))};
-  std::printf("listening on port %u\n", listener.local_addr().port());
-  std::fflush(stdout);
+  greeter::log_out("listening on port " + std::to_string(listener.local_addr().port()));
   co_await greeter::serve(listener, options.config, slots, stats,
                           until_signalled(interrupt, terminate));
 }
 
 }  // namespace
 
+/// How long the exit waits for the log to be written (see log.hpp): a reader that has stopped
+/// reading does not hold the exit any longer than this.
+constexpr std::chrono::milliseconds k_final_flush{2'000};
+
 int main(int argc, char** argv) {
+  // A log reader that goes away (`weft-greeter | head`, a log shipper restarting) makes
+  // writes to stdout fail with EPIPE, which the log then skips; without this its SIGPIPE
+  // would kill the server. Sockets never raise it (they write with MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const Options options = parse(argc, argv);
   weft_apps::raise_open_file_limit();
@@ -190,12 +197,15 @@ int main(int argc, char** argv) {
                                                .metrics_sample_interval = 256});
     runtime.block_on(run(options, runtime, listener, slots, stats, signals));
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "weft-greeter: %s\n", error.what());
+    greeter::log_err(std::string("weft-greeter: ") + error.what());
+    greeter::flush_log(k_final_flush);
     return 1;
   }
   if (!options.config.quiet) {
-    std::printf("served %llu dialog(s); bye\n",
-                static_cast<unsigned long long>(stats.greeted.load(std::memory_order_relaxed)));
+    greeter::log_out(greeter::format(
+        "served %llu dialog(s); bye",
+        static_cast<unsigned long long>(stats.greeted.load(std::memory_order_relaxed))));
   }
+  greeter::flush_log(k_final_flush);
   return 0;
 }

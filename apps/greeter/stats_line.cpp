@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include "log.hpp"
+
 namespace greeter {
 namespace {
 
@@ -49,17 +51,6 @@ std::string bound(const weft::DurationHistogram& histogram) {
   } else {
     std::snprintf(text, sizeof text, "< %lldns", ns);
   }
-  return text;
-}
-
-/// printf into a string of whatever length the text needs.
-template <class... Args>
-std::string format(const char* pattern, Args... args) {
-  const int size = std::snprintf(nullptr, 0, pattern, args...);
-  if (size <= 0) return {};
-  std::string text(static_cast<std::size_t>(size) + 1, '\0');
-  std::snprintf(text.data(), text.size(), pattern, args...);
-  text.resize(static_cast<std::size_t>(size));
   return text;
 }
 
