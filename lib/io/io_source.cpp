@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include "io/uv_error.hpp"
+
 namespace weft::detail {
 namespace {
 
@@ -33,6 +35,7 @@ void IoSource::wait(unsigned direction, const Waker& waker) {
   bool submit = false;
   {
     std::lock_guard lock(m_lock);
+    if (m_watch_error != 0) throw uv_error(m_watch_error, "watch descriptor for readiness");
     std::optional<Waker>& stored = m_wakers[slot(direction)];
     if (!stored || !stored->will_wake(waker)) stored.emplace(waker);
     if ((m_wanted & direction) == 0) {
@@ -63,28 +66,34 @@ void IoSource::apply_sync(Reactor& reactor, void* self_ptr) noexcept {
     wanted = self->m_wanted;
   }
   if (self->m_poll == nullptr) {
-    self->m_poll = reactor.poll_handle(self->m_fd);
+    int error = 0;
+    self->m_poll = reactor.poll_handle(self->m_fd, error);
     if (self->m_poll == nullptr) {
-      // The descriptor cannot be watched. Wake the waiters: their retried system call
-      // reports the real error.
-      std::optional<Waker> woken[2];
-      {
-        std::lock_guard lock(self->m_lock);
-        woken[0].swap(self->m_wakers[0]);
-        woken[1].swap(self->m_wakers[1]);
-        self->m_wanted = 0;
-      }
-      for (auto& waker : woken) {
-        if (waker) {
-          std::move(*waker).wake();
-          reactor.after_wake();  // uv_stop outside uv_run: the next uv_run returns at once
-        }
-      }
+      self->fail_watch(error);
       return;
     }
     self->m_poll->data = self;
   }
   self->sync_armed(wanted);
+}
+
+void IoSource::fail_watch(int error) noexcept {
+  // The descriptor cannot be watched. Wake the waiters; their retried system call reports
+  // the socket's own error if it has one, and otherwise their next wait throws this one.
+  std::optional<Waker> woken[2];
+  {
+    std::lock_guard lock(m_lock);
+    m_watch_error = error;
+    woken[0].swap(m_wakers[0]);
+    woken[1].swap(m_wakers[1]);
+    m_wanted = 0;
+  }
+  for (auto& waker : woken) {
+    if (waker) {
+      std::move(*waker).wake();
+      m_reactor.after_wake();  // uv_stop outside uv_run: the next uv_run returns at once
+    }
+  }
 }
 
 void IoSource::sync_armed(unsigned wanted) noexcept {
@@ -93,9 +102,12 @@ void IoSource::sync_armed(unsigned wanted) noexcept {
     ::uv_poll_stop(m_poll);
     m_reactor.add_waiting(-1);
   } else {
-    if (::uv_poll_start(m_poll, uv_events(wanted), &IoSource::on_poll) != 0) {
-      // As for a failed init: wake everyone and let the system call tell the error.
-      on_poll(m_poll, UV_EBADF, 0);
+    if (int rc = ::uv_poll_start(m_poll, uv_events(wanted), &IoSource::on_poll); rc != 0) {
+      // As for a failed init. Stopped, whatever libuv left it as, the handle is disarmed.
+      ::uv_poll_stop(m_poll);
+      if (m_armed != 0) m_reactor.add_waiting(-1);
+      m_armed = 0;
+      fail_watch(rc);
       return;
     }
     if (m_armed == 0) m_reactor.add_waiting(1);

@@ -17,7 +17,8 @@
 // Invariants
 // - m_poll and m_armed belong to the reactor's token holder; the owner (the stream's task)
 //   only reads m_fd for its system calls.
-// - m_wakers and m_wanted are guarded by m_lock, which is never held while waking.
+// - m_wakers, m_wanted, m_sync_queued and m_watch_error are guarded by m_lock, which is never
+//   held while waking.
 // - Lifetime: the owner's reference ends with close(); the close op frees the object, after
 //   every op the owner submitted (ops apply in order).
 #pragma once
@@ -44,7 +45,9 @@ class IoSource {
 
   [[nodiscard]] int fd() const noexcept { return m_fd; }
 
-  /// The owner's task, after EAGAIN: wake `waker` when `direction` may be ready.
+  /// The owner's task, after EAGAIN: wake `waker` when `direction` may be ready. Throws the
+  /// error (std::system_error) once the loop has failed to watch the descriptor: a retried
+  /// system call would only say EAGAIN again, and the task would spin.
   void wait(unsigned direction, const Waker& waker);
   /// The owner's task gave up waiting (its future was dropped).
   void cancel_wait(unsigned direction) noexcept;
@@ -59,6 +62,9 @@ class IoSource {
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
   /// Token holder: makes the armed directions match m_wanted.
   void sync_armed(unsigned wanted) noexcept;
+  /// Token holder: libuv refused to watch m_fd; wakes the waiters and keeps `error` for
+  /// their next wait.
+  void fail_watch(int error) noexcept;
 
   Reactor& m_reactor;
   const int m_fd;
@@ -71,6 +77,9 @@ class IoSource {
   unsigned m_wanted = 0;
   /// A sync op is queued and not yet applied, so another is not needed.
   bool m_sync_queued = false;
+  /// Set by the token holder when libuv refused to watch m_fd (a libuv error code); from
+  /// then on every wait throws it.
+  int m_watch_error = 0;
 };
 
 }  // namespace weft::detail

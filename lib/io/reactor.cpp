@@ -3,6 +3,7 @@
 #include "io/reactor.hpp"
 
 #include <algorithm>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -41,14 +42,29 @@ Reactor::~Reactor() {
   ::uv_loop_close(&m_loop);
 }
 
-uv_poll_t* Reactor::poll_handle(int fd) noexcept {
-  if (fd < 0) return nullptr;
+uv_poll_t* Reactor::poll_handle(int fd, int& error) noexcept {
+  if (fd < 0) {
+    error = UV_EBADF;
+    return nullptr;
+  }
   const auto index = static_cast<std::size_t>(fd);
-  if (index >= m_polls.size()) m_polls.resize(std::max(index + 1, 2 * m_polls.size()), nullptr);
+  if (index >= m_polls.size()) {
+    try {
+      m_polls.resize(std::max(index + 1, 2 * m_polls.size()), nullptr);
+    } catch (const std::bad_alloc&) {
+      error = UV_ENOMEM;
+      return nullptr;
+    }
+  }
   if (m_polls[index] == nullptr) {
-    auto* poll = new uv_poll_t;
-    if (::uv_poll_init(&m_loop, poll, fd) != 0) {
+    auto* poll = new (std::nothrow) uv_poll_t;
+    if (poll == nullptr) {
+      error = UV_ENOMEM;
+      return nullptr;
+    }
+    if (int rc = ::uv_poll_init(&m_loop, poll, fd); rc != 0) {
       delete poll;
+      error = rc;
       return nullptr;
     }
     m_polls[index] = poll;

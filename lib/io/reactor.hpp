@@ -98,8 +98,9 @@ class Reactor {
   /// Token holder only: the poll handle for descriptor number `fd`, made at its first use and
   /// kept for every later socket that gets the same number (see docs/design.md, "Sockets":
   /// this skips uv_poll_init's ioctl and its epoll ADD/DEL check). Null when libuv refuses
-  /// the descriptor. The handle is stopped whenever no socket uses it.
-  [[nodiscard]] uv_poll_t* poll_handle(int fd) noexcept;
+  /// the descriptor, with libuv's error in `error`; allocation failure counts as UV_ENOMEM.
+  /// The handle is stopped whenever no socket uses it.
+  [[nodiscard]] uv_poll_t* poll_handle(int fd, int& error) noexcept;
   /// Token holder only: a handle's close callback gives its reference back through this.
   void release_from_loop() noexcept { ++m_deferred_releases; }
   /// Token holder only: how many handles wait on the loop (armed sockets, running timers and
