@@ -127,7 +127,7 @@ void Reactor::drain_ops() noexcept {
   m_draining.clear();
 }
 
-void Reactor::submit(Op op) {
+void Reactor::submit(Op op) noexcept {
   if (try_take_token()) {
     drain_ops();  // earlier ops first: they may concern the same handle
     op.apply(*this, op.target);

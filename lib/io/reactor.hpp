@@ -70,7 +70,10 @@ class Reactor {
   void release() noexcept;
 
   /// Any thread. Applies `op` now if the token is free, else queues it for the holder.
-  void submit(Op op);
+  /// noexcept: callers have changed state the op must complete (a flag that says it is
+  /// queued, a descriptor handed over), so the queue failing to grow terminates instead of
+  /// leaving that state stuck (docs/design.md, "Exceptions": out of memory).
+  void submit(Op op) noexcept;
 
   /// Worker about to park. Takes the token (waiting out a holder that is only passing
   /// through) and sleeps in the loop until I/O, a timer or an unpark of `parker` (which then
