@@ -39,13 +39,9 @@ greeter=$build/apps/greeter/weft-greeter
 for program in "$load" "$greeter"; do
   [[ -x $program ]] || { echo "greeter-peers: missing $program (ninja -C $build)" >&2; exit 1; }
 done
-if [[ ! -x $ANCHORS/epoll-greeter || ! -x $ANCHORS/tokio-greeter || ! -x $ANCHORS/go-greeter ]]; then
-  anchors_src=$repo/../shared/anchors
-  [[ -x $anchors_src/build ]] || anchors_src=${WEFT_ANCHORS_SRC:-}
-  [[ -n $anchors_src && -x $anchors_src/build ]] ||
-    { echo "greeter-peers: anchors not found; set WEFT_ANCHORS_SRC" >&2; exit 1; }
-  "$anchors_src/build" "$ANCHORS" >&2
-fi
+# shellcheck source=anchors.sh
+source "$script_dir/anchors.sh"
+ensure_anchors greeter-peers epoll-greeter tokio-greeter go-greeter
 
 results=$(mktemp -d)
 server_pid=

@@ -29,21 +29,9 @@ if [[ ! -x $weft_bench ]]; then
   exit 1
 fi
 
-peers=(tokio-sched-bench go-sched-bench tbb-sched-bench)
-peers_built() {
-  local peer
-  for peer in "${peers[@]}"; do [[ -x $ANCHORS/$peer ]] || return 1; done
-}
-if ! peers_built; then
-  anchors_src=$repo/../shared/anchors
-  if [[ ! -x $anchors_src/build ]]; then anchors_src=${WEFT_ANCHORS_SRC:-}; fi
-  if [[ -z $anchors_src || ! -x $anchors_src/build ]]; then
-    echo "run-peers: anchors not found beside the repo; set WEFT_ANCHORS_SRC" >&2
-    exit 1
-  fi
-  # The build's progress goes to stderr so that stdout stays the report.
-  "$anchors_src/build" "$ANCHORS" >&2
-fi
+# shellcheck source=anchors.sh
+source "$script_dir/anchors.sh"
+ensure_anchors run-peers tokio-sched-bench go-sched-bench tbb-sched-bench
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
