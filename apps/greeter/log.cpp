@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -21,7 +22,7 @@ class Log {
   void append(int fd, std::string line) {
     line.push_back('\n');
     std::lock_guard lock(m_mutex);
-    if (m_stopped) return;
+    if (m_abandoned) return;
     if (m_queued_bytes + line.size() > k_max_queued_bytes) {
       ++m_dropped;
       ++m_dropped_unreported;
@@ -29,26 +30,32 @@ class Log {
     }
     m_queued_bytes += line.size();
     m_lines.push_back({fd, std::move(line)});
-    if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
+    if (!m_thread.joinable()) start();
     m_wake.notify_one();
   }
 
   void flush(std::chrono::milliseconds limit) {
     std::unique_lock lock(m_mutex);
     m_written.wait_for(lock, limit, [this] { return m_lines.empty() && !m_writing; });
-    m_stopped = true;
-    m_wake.notify_one();
     if (!m_thread.joinable()) return;
-    // The writer gives up within one poll interval of seeing m_stopped; the wait is only long
-    // if write(2) itself hangs (a regular file on a dead disk), and then the thread is left to
-    // the process's exit. The Log is never destroyed, so it may outlive main.
+    m_stop = true;
+    m_wake.notify_one();
+    // The writer gives up within one poll interval of seeing m_stop; the wait is only long
+    // if write(2) itself hangs (a regular file on a dead disk). Then the thread is left to the
+    // process's exit and the log drops every later line. The Log is never destroyed, so the
+    // thread may outlive main.
     const bool ended = m_written.wait_for(lock, 2 * k_poll_interval, [this] { return m_ended; });
-    lock.unlock();
-    if (ended) {
-      m_thread.join();
-    } else {
+    if (!ended) {
+      m_abandoned = true;
+      m_lines.clear();
+      m_queued_bytes = 0;
       m_thread.detach();
+      return;
     }
+    lock.unlock();
+    m_thread.join();
+    lock.lock();
+    if (!m_lines.empty()) start();  // logged while the writer was stopping
   }
 
   std::size_t dropped() {
@@ -64,11 +71,18 @@ class Log {
     std::string text;
   };
 
+  /// Under m_mutex, with no writer thread.
+  void start() {
+    m_stop = false;
+    m_ended = false;
+    m_thread = std::thread([this] { run(); });
+  }
+
   void run() {
     std::unique_lock lock(m_mutex);
     for (;;) {
-      m_wake.wait(lock, [this] { return !m_lines.empty() || m_stopped; });
-      if (m_lines.empty() || m_stopped) break;
+      m_wake.wait(lock, [this] { return !m_lines.empty() || m_stop; });
+      if (m_stop) break;
       Line line = std::move(m_lines.front());
       m_lines.pop_front();
       m_queued_bytes -= line.text.size();
@@ -89,15 +103,15 @@ class Log {
     m_written.notify_all();
   }
 
-  /// Writes `text` unless the output's reader has gone or flush() stopped the log.
+  /// Writes `text` unless the output's reader has gone or flush() is stopping the writer.
   void write_all(int fd, std::string_view text) {
     const int slot = fd == STDOUT_FILENO ? 0 : 1;
-    if (m_broken[slot]) return;  // only this thread touches m_broken
+    if (m_broken[slot]) return;  // only the writer touches m_broken, one writer at a time
     while (!text.empty()) {
       pollfd output{fd, POLLOUT, 0};
       const int ready = ::poll(&output, 1, static_cast<int>(k_poll_interval.count()));
       if (ready == 0 || (ready < 0 && errno == EINTR)) {
-        if (stopped()) return;
+        if (stopping()) return;
         continue;
       }
       if (ready < 0 || (output.revents & (POLLERR | POLLNVAL)) != 0) {
@@ -116,9 +130,9 @@ class Log {
     }
   }
 
-  bool stopped() {
+  bool stopping() {
     std::lock_guard lock(m_mutex);
-    return m_stopped;
+    return m_stop;
   }
 
   std::mutex m_mutex;
@@ -129,8 +143,9 @@ class Log {
   std::uint64_t m_dropped = 0;
   std::uint64_t m_dropped_unreported = 0;
   bool m_writing = false;
-  bool m_stopped = false;
-  bool m_ended = false;
+  bool m_stop = false;       // flush asks the writer to end
+  bool m_ended = false;      // the writer has ended
+  bool m_abandoned = false;  // a writer hung in write(2) was left behind
   bool m_broken[2] = {false, false};
   std::thread m_thread;
 };

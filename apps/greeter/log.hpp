@@ -30,8 +30,9 @@ void log_out(std::string line);
 /// Queues `line` (a newline is added) for stderr.
 void log_err(std::string line);
 
-/// Waits, at most `limit`, for the queued lines to be written, then stops the writer; lines
-/// logged after it are dropped. For the end of main(), once everything is logged.
+/// Waits, at most `limit`, for the queued lines to be written, then ends the writer thread
+/// (a later line starts it again). For the end of main(), and before a fork(), which wants a
+/// single-threaded parent.
 void flush_log(std::chrono::milliseconds limit);
 
 /// Lines dropped so far because the queue was full.
