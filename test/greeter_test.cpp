@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using weft::test::Child;
 using weft::test::Client;
 using weft::test::eventually;
+using weft::test::signals_are_deferred;
 
 namespace {
 
@@ -165,29 +166,19 @@ void one_slot(unsigned port) {
 
 }  // namespace scenario
 
-/// TSan defers a signal handler until the receiving thread enters a call it intercepts, and
-/// weft's threads sleep in raw futex system calls, so under TSan a SIGTERM sent to the
-/// process may wait until some thread wakes for another reason. The signal path is covered by
-/// the other builds and by the in-process signal suite (raise() runs on an intercepted path).
-bool signals_are_deferred() {
-#if defined(__SANITIZE_THREAD__)
-  return true;
-#else
-  return false;
-#endif
-}
-
 std::string greeter_binary() {
   const char* path = std::getenv("WEFT_GREETER");
   return path != nullptr ? path : "";
 }
 
 /// The weft-greeter binary on 127.0.0.1:0 with `flags`, under a descriptor limit (soft and
-/// hard) if `fd_limit` is set; port() is 0 if it did not start. Killed when destroyed.
+/// hard) if `fd_limit` is set, with --quiet unless `log` says otherwise; port() is 0 if it
+/// did not start. Killed when destroyed.
+enum class Log { quiet, each_connection };
 class GreeterProcess {
  public:
-  explicit GreeterProcess(std::vector<std::string> flags, int fd_limit = 0)
-      : m_child(command(std::move(flags), fd_limit)) {
+  explicit GreeterProcess(std::vector<std::string> flags, int fd_limit = 0, Log log = Log::quiet)
+      : m_child(command(std::move(flags), fd_limit, log)) {
     if (auto line = m_child.wait_for_line("listening on port ")) {
       m_port = static_cast<unsigned>(std::stoul(line->substr(18)));
     }
@@ -196,14 +187,15 @@ class GreeterProcess {
   Child& child() { return m_child; }
 
  private:
-  static std::vector<std::string> command(std::vector<std::string> flags, int fd_limit) {
+  static std::vector<std::string> command(std::vector<std::string> flags, int fd_limit, Log log) {
     std::vector<std::string> argv;
     if (fd_limit > 0) {
       // sh's ulimit sets both limits, so the greeter cannot raise its soft one past this.
       argv = {"/bin/sh", "-c", "ulimit -n " + std::to_string(fd_limit) + " && exec \"$0\" \"$@\""};
     }
     argv.push_back(greeter_binary());
-    argv.insert(argv.end(), {"--port", "0", "--quiet"});
+    argv.insert(argv.end(), {"--port", "0"});
+    if (log == Log::quiet) argv.push_back("--quiet");
     argv.insert(argv.end(), flags.begin(), flags.end());
     return argv;
   }
@@ -410,14 +402,14 @@ TEST_SUITE("greeter") {
     REQUIRE_MESSAGE(!binary.empty(), "set WEFT_GREETER (meson test does)");
     const char* load_binary = std::getenv("WEFT_LOAD");
     REQUIRE_MESSAGE(load_binary != nullptr, "set WEFT_LOAD (meson test does)");
-    Child greeter({binary, "--port", "0", "--threads", "2"});
-    auto listening = greeter.wait_for_line("listening on port ");
-    REQUIRE(listening);
+    GreeterProcess process({"--threads", "2"}, 0, Log::each_connection);
+    REQUIRE(process.port() != 0);
+    Child& greeter = process.child();
     // From here on nobody reads the greeter's stdout. 4,000 "connection from" lines are about
     // 130 KiB, twice what the pipe holds: a worker that wrote them itself would block once
     // the pipe filled, and every dialog after that would time out.
-    Child load({load_binary, "--port", listening->substr(18), "-c", "20", "-n", "4000", "--threads",
-                "1", "--timeout", "10s", "--json"});
+    Child load({load_binary, "--port", std::to_string(process.port()), "-c", "20", "-n", "4000",
+                "--threads", "1", "--timeout", "10s", "--json"});
     CHECK(load.wait_exit(std::chrono::seconds(90)) == 0);
     CHECK(load.out().find("\"dialogs\":4000,\"failed\":0") != std::string::npos);
     if (signals_are_deferred()) {
@@ -432,10 +424,10 @@ TEST_SUITE("greeter") {
   TEST_CASE("the binary keeps serving when the reader of its log has gone") {
     const std::string binary = greeter_binary();
     REQUIRE_MESSAGE(!binary.empty(), "set WEFT_GREETER (meson test does)");
-    Child greeter({binary, "--port", "0", "--threads", "2"});
-    auto listening = greeter.wait_for_line("listening on port ");
-    REQUIRE(listening);
-    const unsigned port = static_cast<unsigned>(std::stoul(listening->substr(18)));
+    GreeterProcess process({"--threads", "2"}, 0, Log::each_connection);
+    const unsigned port = process.port();
+    REQUIRE(port != 0);
+    Child& greeter = process.child();
     greeter.close_out();  // each "connection from" line now fails with EPIPE, not SIGPIPE
     for (int i = 0; i < 3; ++i)
       CHECK(dialog(port, "Ferris\n") == "Thanks for dialing in, Ferris!\n");
