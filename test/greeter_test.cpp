@@ -5,10 +5,12 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "greeter.hpp"
@@ -25,6 +27,43 @@ using weft::test::eventually;
 using weft::test::signals_are_deferred;
 
 namespace {
+
+/// Strict UTF-8 by decoding: a sequence is valid when its lead byte announces its length, its
+/// continuation bytes are 10xxxxxx, and the code point it encodes needs that length, is not a
+/// surrogate, and is at most U+10FFFF.
+bool is_valid_utf8(std::string_view bytes) {
+  for (std::size_t i = 0; i < bytes.size();) {
+    const auto lead = static_cast<unsigned char>(bytes[i]);
+    const std::size_t length = lead < 0x80           ? 1
+                               : (lead >> 5) == 0x6  ? 2
+                               : (lead >> 4) == 0xE  ? 3
+                               : (lead >> 3) == 0x1E ? 4
+                                                     : 0;
+    if (length == 0 || i + length > bytes.size()) return false;
+    std::uint32_t code_point = length == 1 ? lead : lead & (0x7F >> length);
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(bytes[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    constexpr std::uint32_t k_smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code_point < k_smallest[length] || code_point > 0x10FFFF) return false;
+    if (code_point >= 0xD800 && code_point <= 0xDFFF) return false;
+    i += length;
+  }
+  return true;
+}
+
+std::string hex(std::string_view bytes) {
+  std::string out;
+  for (const char c : bytes) {
+    constexpr char k_digits[] = "0123456789abcdef";
+    out += k_digits[static_cast<unsigned char>(c) >> 4];
+    out += k_digits[static_cast<unsigned char>(c) & 0xF];
+    out += ' ';
+  }
+  return out;
+}
 
 Task<void> until_received(OneshotReceiver<int> stop) {
   try {
@@ -223,6 +262,46 @@ TEST_SUITE("greeter") {
     CHECK(greeter::clean_name("\xED\xA0\x80") == fffd + fffd + fffd);             // surrogate
     CHECK(greeter::clean_name("x\xE2\x82") == "x" + fffd);                        // truncated
     CHECK(greeter::clean_name("\xF4\x90\x80\x80") == fffd + fffd + fffd + fffd);  // > U+10FFFF
+  }
+
+  TEST_CASE("any bytes at all clean to valid, trimmed UTF-8 that keeps every valid sequence") {
+    // Random strings drawn mostly from the bytes that matter to a decoder (leads, continuation
+    // bytes, bytes never valid, whitespace), checked against a decoder written differently:
+    // from code points, where clean_name works from byte ranges.
+    const std::string alphabet =
+        "a \t\r\n\x80\x8F\x90\x9F\xA0\xBF\xC0\xC1\xC2\xDF\xE0\xE1\xED\xEE\xEF\xF0\xF1\xF4"
+        "\xF5\xF8\xFF";
+    std::uint64_t seed = 0x9E3779B97F4A7C15;
+    const auto next = [&seed] {
+      seed ^= seed << 13;
+      seed ^= seed >> 7;
+      seed ^= seed << 17;
+      return seed;
+    };
+    for (int round = 0; round < 20'000; ++round) {
+      std::string raw;
+      const std::size_t length = next() % 13;
+      for (std::size_t i = 0; i < length; ++i)
+        raw.push_back(alphabet[next() % alphabet.size()]);
+      const std::string clean = greeter::clean_name(raw);
+      INFO("input bytes: " << hex(raw));
+      REQUIRE(is_valid_utf8(clean));
+      CHECK(clean.size() <= 3 * raw.size());
+      if (!clean.empty()) {
+        CHECK(std::string_view(" \t\r\n\v\f").find(clean.front()) == std::string_view::npos);
+        CHECK(std::string_view(" \t\r\n\v\f").find(clean.back()) == std::string_view::npos);
+      }
+      const auto first = raw.find_first_not_of(" \t\r\n\v\f");
+      const std::string trimmed =
+          first == std::string::npos
+              ? std::string()
+              : raw.substr(first, raw.find_last_not_of(" \t\r\n\v\f") - first + 1);
+      if (is_valid_utf8(trimmed)) {
+        CHECK(clean == trimmed);
+      } else {
+        CHECK(clean.find("\xEF\xBF\xBD") != std::string::npos);
+      }
+    }
   }
 
   TEST_CASE("the seed's dialog: a prompt, a name, and thanks") {
