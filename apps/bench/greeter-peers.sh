@@ -19,6 +19,8 @@
 #   ROUNDS       throughput and scaling rounds; default 3
 #   HELD         connections for the held table; default 10000
 #   MODES        which tables, default "throughput held scaling"
+#   SERVERS      which servers, default "weft tokio go epoll"; SERVERS="weft epoll" pairs
+#                weft with the floor alone, so that the two runs of a round are seconds apart
 #   ANCHORS      where the peers are (built with shared/anchors/build when missing)
 set -euo pipefail
 
@@ -28,8 +30,9 @@ DIALOGS=${DIALOGS:-30000}
 ROUNDS=${ROUNDS:-3}
 HELD=${HELD:-10000}
 MODES=${MODES:-throughput held scaling}
+SERVERS=${SERVERS:-weft tokio go epoll}
 ANCHORS=${ANCHORS:-/tmp/weft-anchors}
-command_line="THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS ROUNDS=$ROUNDS HELD=$HELD MODES=\"$MODES\" $(printf '%q' "$0") $*"
+command_line="THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS ROUNDS=$ROUNDS HELD=$HELD MODES=\"$MODES\" SERVERS=\"$SERVERS\" $(printf '%q' "$0") $*"
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$script_dir" rev-parse --show-toplevel)
@@ -73,7 +76,14 @@ start_server() {  # start_server NAME PORT; sets server_pid
 }
 
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-servers=(weft tokio go epoll)
+read -ra servers <<<"$SERVERS"
+for server in "${servers[@]}"; do
+  case $server in
+    weft | tokio | go | epoll) ;;
+    *) echo "greeter-peers: unknown server $server (SERVERS takes weft, tokio, go, epoll)" >&2; exit 2 ;;
+  esac
+done
+has_server() { [[ " ${servers[*]} " == *" $1 "* ]]; }
 # Round R starts with the R-th server and wraps around, so that no server always runs first,
 # or always right after the same peer: an effect of the order then lands on each in turn.
 in_order_of_round() {  # in_order_of_round ROUND -> the servers, one per line
@@ -119,15 +129,20 @@ throughput() {
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   # The per-round columns: the median over rounds of the ratio within each round, where the
   # servers ran back to back. A spell of the machine that lasts a round cancels out of these.
+  # A peer left out of SERVERS gets a dash.
   per_round() {  # per_round SERVER PEER -> median of SERVER/PEER CPU ratios, round by round
+    has_server "$2" || { echo "—"; return; }
     paste -d' ' <(awk '{print $3}' "$results/$1") <(awk '{print $3}' "$results/$2") |
-      awk '{print $1 / $2}' | median
+      awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'
+  }
+  of_medians() {  # of_medians SERVER PEER -> the ratio of their median CPU per dialog
+    has_server "$2" || { echo "—"; return; }
+    awk -v a="${cpu[$1]}" -v b="${cpu[$2]}" 'BEGIN{printf "%.2f", a / b}'
   }
   for server in "${servers[@]}"; do
-    awk -v s="$server" -v r="${rate[$server]}" -v p="${p99[$server]}" -v c="${cpu[$server]}" \
-        -v e="${cpu[epoll]}" -v t="${cpu[tokio]}" -v re="$(per_round "$server" epoll)" \
-        -v rt="$(per_round "$server" tokio)" \
-        'BEGIN{printf "| %s | %.0f | %d | %.1f | %.2f | %.2f | %.2f | %.2f |\n", s, r, p, c, c/e, c/t, re, rt}'
+    printf '| %s | %.0f | %d | %.1f | %s | %s | %s | %s |\n' "$server" "${rate[$server]}" \
+      "${p99[$server]}" "${cpu[$server]}" "$(of_medians "$server" epoll)" \
+      "$(of_medians "$server" tokio)" "$(per_round "$server" epoll)" "$(per_round "$server" tokio)"
   done
 }
 
