@@ -140,7 +140,7 @@ throughput() {
     awk -v a="${cpu[$1]}" -v b="${cpu[$2]}" 'BEGIN{printf "%.2f", a / b}'
   }
   for server in "${servers[@]}"; do
-    printf '| %s | %.0f | %d | %.1f | %s | %s | %s | %s |\n' "$server" "${rate[$server]}" \
+    printf '| %s | %.0f | %.0f | %.1f | %s | %s | %s | %s |\n' "$server" "${rate[$server]}" \
       "${p99[$server]}" "${cpu[$server]}" "$(of_medians "$server" epoll)" \
       "$(of_medians "$server" tokio)" "$(per_round "$server" epoll)" "$(per_round "$server" tokio)"
   done
