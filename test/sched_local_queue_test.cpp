@@ -1,11 +1,15 @@
 // Tests for weft::detail::LocalQueue (lib/sched/local_queue.hpp).
 //
 // The concurrent tests never sleep. Threads meet through atomics: they spin briefly so that
-// they really race, and then block in std::atomic::wait. Every thread loop has a fixed bound.
+// they really race, and then block on a futex. Every thread loop has a fixed bound.
 #include <doctest/doctest.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -64,23 +68,45 @@ struct Tracked {
   }
 };
 
-// Spins briefly (so that two threads arrive together and really race), then blocks in
-// atomic::wait until `flag` holds `want`. It is not a sleep: it returns once the store is
-// visible.
+// Spins briefly (so that two threads arrive together and really race), then blocks on a
+// futex until `flag` holds `want`. It is not a sleep: it returns once the store is visible.
+//
+// Not std::atomic::wait: libstdc++ 12's notify_all enters the kernel only when its count of
+// waiters reads non-zero, and nothing orders that read after the caller's release store to
+// the flag (on x86 a load may pass an earlier store), so a waiter that counted itself in and
+// then read the old value can sleep with nobody left to wake it. The stress suite hung once
+// in the owner-against-thief test with both threads asleep in futex_wait; attaching gdb
+// interrupted the waits, and both found their values already published and went on. A raw
+// futex wake always enters the kernel, which checks the value and queues a waiter under one
+// lock, so no wake can fall between the two.
 void await_value(const std::atomic<std::uint32_t>& flag, std::uint32_t want) {
   constexpr int k_spins = 1 << 14;
   for (int i = 0; i < k_spins; ++i) {
     if (flag.load(std::memory_order_acquire) == want) return;
   }
+  // acquire: pairs with the release store in publish.
   for (std::uint32_t v = flag.load(std::memory_order_acquire); v != want;
        v = flag.load(std::memory_order_acquire)) {
-    flag.wait(v, std::memory_order_acquire);
+    ::syscall(SYS_futex, const_cast<std::atomic<std::uint32_t>*>(&flag), FUTEX_WAIT_PRIVATE, v,
+              nullptr, nullptr, 0);
   }
 }
 
+void wake_waiters(std::atomic<std::uint32_t>& flag) {
+  ::syscall(SYS_futex, &flag, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
 void publish(std::atomic<std::uint32_t>& flag, std::uint32_t value) {
+  // release: pairs with the acquire loads in await_value.
   flag.store(value, std::memory_order_release);
-  flag.notify_all();
+  wake_waiters(flag);
+}
+
+/// Counts one more arrival at `flag`, for a thread that awaits the count with await_value.
+void arrive(std::atomic<std::uint32_t>& flag) {
+  // release: pairs with the acquire loads in await_value.
+  flag.fetch_add(1, std::memory_order_release);
+  wake_waiters(flag);
 }
 
 // An item whose move constructor, once armed, blocks the first thread that moves it. This
@@ -428,8 +454,7 @@ TEST_SUITE("local_queue") {
     for (int t = 0; t < k_thieves; ++t) {
       thieves.emplace_back([&] {
         LocalQueue<std::uint32_t, 4> mine;
-        thieves_ready.fetch_add(1, std::memory_order_release);
-        thieves_ready.notify_all();
+        arrive(thieves_ready);
         std::uint32_t stolen = 0;
         for (std::uint32_t i = 0;
              i < k_thief_attempts && !producer_done.load(std::memory_order_acquire); ++i) {
@@ -507,8 +532,7 @@ TEST_SUITE("local_queue") {
       thieves.emplace_back([&, t] {
         LocalQueue<std::uint32_t>& mine = *thief_queues[t];
         LocalQueue<std::uint32_t>& neighbour = *thief_queues[(t + 1) % k_thieves];
-        thieves_ready.fetch_add(1, std::memory_order_release);
-        thieves_ready.notify_all();
+        arrive(thieves_ready);
         auto drain = [&] {
           for (std::uint32_t k = 0; k < mine.capacity(); ++k) {
             std::optional<std::uint32_t> got = mine.pop();
