@@ -278,6 +278,7 @@ TEST_SUITE("greeter") {
       seed ^= seed << 17;
       return seed;
     };
+    constexpr std::string_view k_whitespace = " \t\r\n\v\f";  // clean_name's is_space
     for (int round = 0; round < 20'000; ++round) {
       std::string raw;
       const std::size_t length = next() % 13;
@@ -288,14 +289,14 @@ TEST_SUITE("greeter") {
       REQUIRE(is_valid_utf8(clean));
       CHECK(clean.size() <= 3 * raw.size());
       if (!clean.empty()) {
-        CHECK(std::string_view(" \t\r\n\v\f").find(clean.front()) == std::string_view::npos);
-        CHECK(std::string_view(" \t\r\n\v\f").find(clean.back()) == std::string_view::npos);
+        CHECK(k_whitespace.find(clean.front()) == std::string_view::npos);
+        CHECK(k_whitespace.find(clean.back()) == std::string_view::npos);
       }
-      const auto first = raw.find_first_not_of(" \t\r\n\v\f");
+      const auto first = raw.find_first_not_of(k_whitespace);
       const std::string trimmed =
           first == std::string::npos
               ? std::string()
-              : raw.substr(first, raw.find_last_not_of(" \t\r\n\v\f") - first + 1);
+              : raw.substr(first, raw.find_last_not_of(k_whitespace) - first + 1);
       if (is_valid_utf8(trimmed)) {
         CHECK(clean == trimmed);
       } else {

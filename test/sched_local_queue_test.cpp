@@ -3,13 +3,9 @@
 // The concurrent tests never sleep. Threads meet through atomics: they spin briefly so that
 // they really race, and then block on a futex. Every thread loop has a fixed bound.
 #include <doctest/doctest.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -21,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "sched/futex.hpp"
 #include "sched/local_queue.hpp"
 
 namespace {
@@ -77,8 +74,8 @@ struct Tracked {
 // then read the old value can sleep with nobody left to wake it. The stress suite hung once
 // in the owner-against-thief test with both threads asleep in futex_wait; attaching gdb
 // interrupted the waits, and both found their values already published and went on. A raw
-// futex wake always enters the kernel, which checks the value and queues a waiter under one
-// lock, so no wake can fall between the two.
+// futex wake always enters the kernel (sched/futex.hpp), so no wake can fall between a
+// waiter's check of the value and its sleep.
 void await_value(const std::atomic<std::uint32_t>& flag, std::uint32_t want) {
   constexpr int k_spins = 1 << 14;
   for (int i = 0; i < k_spins; ++i) {
@@ -87,26 +84,21 @@ void await_value(const std::atomic<std::uint32_t>& flag, std::uint32_t want) {
   // acquire: pairs with the release store in publish.
   for (std::uint32_t v = flag.load(std::memory_order_acquire); v != want;
        v = flag.load(std::memory_order_acquire)) {
-    ::syscall(SYS_futex, const_cast<std::atomic<std::uint32_t>*>(&flag), FUTEX_WAIT_PRIVATE, v,
-              nullptr, nullptr, 0);
+    weft::detail::futex_wait(flag, v);
   }
-}
-
-void wake_waiters(std::atomic<std::uint32_t>& flag) {
-  ::syscall(SYS_futex, &flag, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
 
 void publish(std::atomic<std::uint32_t>& flag, std::uint32_t value) {
   // release: pairs with the acquire loads in await_value.
   flag.store(value, std::memory_order_release);
-  wake_waiters(flag);
+  weft::detail::futex_wake_all(flag);
 }
 
 /// Counts one more arrival at `flag`, for a thread that awaits the count with await_value.
 void arrive(std::atomic<std::uint32_t>& flag) {
   // release: pairs with the acquire loads in await_value.
   flag.fetch_add(1, std::memory_order_release);
-  wake_waiters(flag);
+  weft::detail::futex_wake_all(flag);
 }
 
 // An item whose move constructor, once armed, blocks the first thread that moves it. This

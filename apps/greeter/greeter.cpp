@@ -222,25 +222,20 @@ std::string clean_name(std::string_view raw) {
     raw.remove_prefix(1);
   while (!raw.empty() && is_space(raw.back()))
     raw.remove_suffix(1);
-  // Most names are valid UTF-8 already (plain ASCII, mostly): find the valid prefix first, so
-  // that such a name is copied once instead of sequence by sequence.
-  std::size_t valid = 0;
-  for (int length; valid < raw.size() && (length = utf8_sequence(raw.substr(valid))) > 0;)
-    valid += static_cast<std::size_t>(length);
-  if (valid == raw.size()) return std::string(raw);
   std::string clean;
-  clean.reserve(raw.size() + 2 * (raw.size() - valid));  // a replacement per invalid byte
-  clean.append(raw.substr(0, valid));
-  raw.remove_prefix(valid);
+  clean.reserve(raw.size());
   while (!raw.empty()) {
-    const int length = utf8_sequence(raw);
-    if (length > 0) {
-      clean.append(raw.substr(0, static_cast<std::size_t>(length)));
-      raw.remove_prefix(static_cast<std::size_t>(length));
-    } else {
-      clean.append(k_replacement);
-      raw.remove_prefix(static_cast<std::size_t>(-length));
-    }
+    // The longest valid run is copied at once: most names are valid UTF-8 (plain ASCII,
+    // mostly), and then this loop runs once.
+    std::size_t valid = 0;
+    int length = 0;
+    while (valid < raw.size() && (length = utf8_sequence(raw.substr(valid))) > 0)
+      valid += static_cast<std::size_t>(length);
+    clean.append(raw.substr(0, valid));
+    raw.remove_prefix(valid);
+    if (raw.empty()) break;
+    clean.append(k_replacement);  // for the invalid sequence, of -length bytes, that ended the run
+    raw.remove_prefix(static_cast<std::size_t>(-length));
   }
   return clean;
 }

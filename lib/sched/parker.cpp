@@ -3,25 +3,9 @@
 #include "sched/parker.hpp"
 
 #include "io/reactor.hpp"
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "sched/futex.hpp"
 
 namespace weft::detail {
-namespace {
-
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
-            nullptr, nullptr, 0);
-}
-
-void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
-}
-
-}  // namespace
 
 void Parker::park() noexcept {
   std::uint32_t expected = k_notified;
