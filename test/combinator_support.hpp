@@ -18,7 +18,8 @@ class Never {
   Never(Never&& other) noexcept : m_dropped(std::exchange(other.m_dropped, nullptr)) {}
   Never& operator=(Never&&) = delete;
   ~Never() {
-    if (m_dropped != nullptr) m_dropped->fetch_add(1);
+    // acq_rel: as Tracked's count, a test may read it while the dropping thread runs.
+    if (m_dropped != nullptr) m_dropped->fetch_add(1, std::memory_order_acq_rel);
   }
   Poll<T> poll(Context&) { return pending; }
 

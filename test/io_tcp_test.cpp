@@ -35,7 +35,8 @@ class CountPolls {
   using Output = FutureOutput<F>;
   CountPolls(F future, std::atomic<int>& polls) : m_future(std::move(future)), m_polls(polls) {}
   Poll<Output> poll(Context& cx) {
-    m_polls.fetch_add(1);
+    // release: pairs with the acquire load of a test waiting for the first poll.
+    m_polls.fetch_add(1, std::memory_order_release);
     return m_future.poll(cx);
   }
 
@@ -86,11 +87,14 @@ Task<bool> greet_once(TcpListener& listener) {
 /// gave up after 20 s.
 Task<bool> spin_counting(std::atomic<bool>& done, std::atomic<bool>& sent, std::atomic<int>& polls,
                          std::atomic<int>& spinning) {
-  spinning.fetch_add(1);
+  spinning.fetch_add(1, std::memory_order_release);  // release: pairs with the test's acquire
   const auto limit = Clock::now() + 20s;
-  while (!done.load()) {
+  // acquire: pairs with the reader's release store once it has the byte.
+  while (!done.load(std::memory_order_acquire)) {
     if (Clock::now() > limit) co_return false;
-    if (sent.load()) polls.fetch_add(1);
+    // acquire: pairs with the test's release store once the byte is readable. relaxed on
+    // polls: a count the test reads after joining this task.
+    if (sent.load(std::memory_order_acquire)) polls.fetch_add(1, std::memory_order_relaxed);
     co_await yield_now();
   }
   co_return true;
@@ -105,7 +109,8 @@ class NotePending {
       : m_inner(std::move(inner)), m_pending(pending) {}
   Poll<Output> poll(Context& cx) {
     auto result = m_inner.poll(cx);
-    if (!result.is_ready()) m_pending.store(true);
+    // release: pairs with the test's acquire load; the read is registered before the flag.
+    if (!result.is_ready()) m_pending.store(true, std::memory_order_release);
     return result;
   }
 
@@ -208,7 +213,8 @@ TEST_SUITE("tcp") {
     std::atomic<int> server_fd{-1};
     auto server = runtime.spawn([](TcpListener& l, std::atomic<int>& fd) -> Task<std::string> {
       auto accepted = co_await l.accept();
-      fd.store(accepted.stream.native_handle());
+      // release: pairs with the test's acquire loads of server_fd.
+      fd.store(accepted.stream.native_handle(), std::memory_order_release);
       auto line = co_await accepted.stream.read_until('\n', 1024);
       co_return line.bytes;
     }(listener, server_fd));
@@ -217,14 +223,16 @@ TEST_SUITE("tcp") {
     const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(::connect(client, static_cast<const sockaddr*>(listener.local_addr().native()),
                       static_cast<socklen_t>(listener.local_addr().native_size())) == 0);
-    REQUIRE(eventually([&] { return server_fd.load() >= 0; }));
+    // acquire: pairs with the server task's release store of its descriptor.
+    REQUIRE(eventually([&] { return server_fd.load(std::memory_order_acquire) >= 0; }));
     for (std::string part : {"Fer", "r", "is\n"}) {
       REQUIRE(::send(client, part.data(), part.size(), MSG_NOSIGNAL) == (ssize_t)part.size());
       if (part.back() == '\n') break;
       // The server must consume this part before the next is sent: one segment per read.
       REQUIRE(eventually([&] {
         int unread = -1;
-        return ::ioctl(server_fd.load(), FIONREAD, &unread) == 0 && unread == 0;
+        return ::ioctl(server_fd.load(std::memory_order_acquire), FIONREAD, &unread) == 0 &&
+               unread == 0;
       }));
     }
     CHECK(server.join() == "Ferris\n");
@@ -328,10 +336,13 @@ TEST_SUITE("tcp") {
             Tracked tracked(lv2);
             auto accepted = co_await listener.accept();
             char buffer[16];
-            rd2.store(true);
+            rd2.store(true, std::memory_order_release);   // release: pairs with the acquire below
             (void)co_await accepted.stream.read(buffer);  // the client never writes
           }(l, lv, rd));
-      if (!co_await yield_until([&rd] { return rd.load(); })) co_return false;
+      // acquire: pairs with the reader's release store once it has accepted.
+      if (!co_await yield_until([&rd] { return rd.load(std::memory_order_acquire); })) {
+        co_return false;
+      }
       reader.abort();
       try {
         co_await reader;
@@ -339,7 +350,8 @@ TEST_SUITE("tcp") {
       }
       // The server's end is closed: the client reads end of stream.
       std::string rest = co_await read_all(client);
-      co_return rest.empty() && lv.load() == 0;
+      // acquire: pairs with Tracked's acq_rel decrement as the reader's frame goes.
+      co_return rest.empty() && lv.load(std::memory_order_acquire) == 0;
     };
     CHECK(runtime.block_on(body(listener, live, reading)));
     CHECK(eventually([&] { return open_fd_count() == baseline; }));
@@ -392,11 +404,15 @@ TEST_SUITE("tcp") {
         std::size_t n = co_await CountPolls(s.read(buffer), p);
         co_return std::string(buffer, n);
       }(new_server.stream, polls));
-      if (!co_await yield_until([&polls] { return polls.load() != 0; })) co_return false;
+      // acquire: pairs with CountPolls' release increment at the reader's first poll.
+      if (!co_await yield_until([&polls] { return polls.load(std::memory_order_acquire) != 0; })) {
+        co_return false;
+      }
       co_await new_client.write_all("fresh\n");
       std::string got = co_await reader;
       // One pending poll, then the poll that reads: no wake-up from the old socket's event.
-      co_return got == "fresh\n" && polls.load() <= 2;
+      // relaxed: read after the reader task has been awaited.
+      co_return got == "fresh\n" && polls.load(std::memory_order_relaxed) <= 2;
     };
     CHECK(runtime.block_on(body(listener)));
   }
@@ -487,31 +503,41 @@ TEST_SUITE("tcp") {
     auto reader = runtime.spawn([](TcpListener& l, std::atomic<bool>& waiting,
                                    std::atomic<bool>& got, std::atomic<int>& fd) -> Task<bool> {
       auto accepted = co_await l.accept();
-      fd.store(accepted.stream.native_handle());
+      // release: pairs with the test's acquire load of server_fd.
+      fd.store(accepted.stream.native_handle(), std::memory_order_release);
       char byte;
       const std::size_t n =
           co_await NotePending(accepted.stream.read(std::span<char>(&byte, 1)), waiting);
-      got.store(true);
+      // release: pairs with the acquire loads in spin_counting and the test.
+      got.store(true, std::memory_order_release);
       co_return n == 1;
     }(listener, waiting, got_byte, server_fd));
     const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(::connect(client, static_cast<const sockaddr*>(listener.local_addr().native()),
                       static_cast<socklen_t>(listener.local_addr().native_size())) == 0);
-    REQUIRE(eventually([&] { return waiting.load(); }));  // the read found nothing, and waits
+    // acquire: pairs with NotePending's release store. The read found nothing, and waits.
+    REQUIRE(eventually([&] { return waiting.load(std::memory_order_acquire); }));
     auto spinner = runtime.spawn(spin_counting(got_byte, sent, polls, spinning));
-    REQUIRE(eventually([&] { return spinning.load() == 1; }));
+    // acquire: pairs with spin_counting's release increment.
+    REQUIRE(eventually([&] { return spinning.load(std::memory_order_acquire) == 1; }));
     REQUIRE(::send(client, "x", 1, MSG_NOSIGNAL) == 1);
     // Counting starts once the byte is readable (loopback delivery may be left to the
     // kernel's softirq thread), which poll(2) on our side tells without touching the loop;
     // or once the reader has it already.
-    pollfd readable{server_fd.load(), POLLIN, 0};
-    REQUIRE(eventually([&] { return got_byte.load() || ::poll(&readable, 1, 0) == 1; }));
-    sent.store(true);
+    // acquire: pairs with the reader's release store of its descriptor.
+    pollfd readable{server_fd.load(std::memory_order_acquire), POLLIN, 0};
+    // acquire: pairs with the reader's release store once it has the byte.
+    REQUIRE(eventually(
+        [&] { return got_byte.load(std::memory_order_acquire) || ::poll(&readable, 1, 0) == 1; }));
+    // release: pairs with the acquire load in spin_counting.
+    sent.store(true, std::memory_order_release);
     CHECK(reader.join());
     CHECK(spinner.join());  // saw the byte arrive while spinning, not after giving up
     // One interval until the worker's next turn of the loop, one more in case that turn was
     // already under way when the byte arrived.
-    CHECK(polls.load() <= 2 * static_cast<int>(detail::Worker::k_inject_interval));
+    // relaxed: read after the spinner has been joined.
+    CHECK(polls.load(std::memory_order_relaxed) <=
+          2 * static_cast<int>(detail::Worker::k_inject_interval));
     ::close(client);
   }
 }

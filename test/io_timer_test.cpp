@@ -28,7 +28,7 @@ Task<Clock::duration> measure_sleep(Clock::duration duration) {
 
 Task<void> sleep_long(std::atomic<int>& live, std::atomic<bool>& started) {
   Tracked tracked(live);
-  started.store(true);
+  started.store(true, std::memory_order_release);  // release: pairs with the test's acquire
   co_await sleep_for(1h);
 }
 
@@ -41,7 +41,7 @@ Task<int> wait_forever(Gate& gate, std::atomic<int>& live) {
 /// Yields until `flag` is set; false if it gave up after 20 s without seeing it.
 Task<bool> spin_until(std::atomic<bool>& flag) {
   const auto limit = Clock::now() + 20s;
-  while (!flag.load()) {
+  while (!flag.load(std::memory_order_acquire)) {  // acquire: pairs with set_after's release
     if (Clock::now() > limit) co_return false;
     co_await yield_now();
   }
@@ -50,7 +50,7 @@ Task<bool> spin_until(std::atomic<bool>& flag) {
 
 Task<void> set_after(Clock::duration duration, std::atomic<bool>& flag) {
   co_await sleep_for(duration);
-  flag.store(true);
+  flag.store(true, std::memory_order_release);  // release: pairs with the waiter's acquire load
 }
 
 /// Arms `count` hour-long sleeps owned by the caller's vector, then returns.
@@ -122,7 +122,8 @@ void timers_fire_while_dropping(int rounds, Arm arm) {
       std::atomic<bool> woke{false};
       auto sleeper = runtime.spawn(set_after(1ms, woke));
       handles.clear();  // from this thread, racing the workers
-      REQUIRE_MESSAGE(eventually([&] { return woke.load(); }, 10s),
+      // acquire: pairs with set_after's release store.
+      REQUIRE_MESSAGE(eventually([&] { return woke.load(std::memory_order_acquire); }, 10s),
                       "a 1 ms sleep did not end within 10 s, in round " << round);
       sleeper.join();
     }
@@ -174,11 +175,12 @@ TEST_SUITE("timer") {
     std::atomic<bool> started{false};
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto handle = runtime.spawn(sleep_long(live, started));
-    REQUIRE(eventually([&] { return started.load(); }));
+    // acquire: pairs with sleep_long's release store.
+    REQUIRE(eventually([&] { return started.load(std::memory_order_acquire); }));
     handle.abort();
     CHECK_THROWS_AS(handle.join(), TaskCancelled);
-    CHECK(live.load() == 0);
-    CHECK(runtime.block_on(queued_timers()) == 0);  // the sleep left the timer queue
+    CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the join
+    CHECK(runtime.block_on(queued_timers()) == 0);     // the sleep left the timer queue
     // The hour-long timer must not keep the runtime from shutting down; LeakSanitizer (in
     // the ASan build) checks that the timer's memory is freed.
     runtime.shutdown();
@@ -191,9 +193,10 @@ TEST_SUITE("timer") {
       Runtime runtime(RuntimeOptions{.workers = 2});
       for (int i = 0; i < 100; ++i)
         (void)runtime.spawn(sleep_long(live, started));
-      REQUIRE(eventually([&] { return started.load(); }));
+      // acquire: pairs with sleep_long's release store.
+      REQUIRE(eventually([&] { return started.load(std::memory_order_acquire); }));
     }
-    CHECK(live.load() == 0);
+    CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the shutdown
   }
 
   TEST_CASE("timeout_expires: timeout throws TimedOut and drops the future") {
@@ -204,7 +207,8 @@ TEST_SUITE("timer") {
       try {
         (void)co_await timeout(20ms, wait_forever(g, l));
       } catch (const TimedOut&) {
-        co_return l.load() == 0;  // the Task inside was destroyed with the timeout
+        // relaxed: the Task inside was destroyed with the timeout, on this thread.
+        co_return l.load(std::memory_order_relaxed) == 0;
       }
       co_return false;
     };

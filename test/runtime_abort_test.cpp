@@ -17,7 +17,7 @@ namespace {
 enum class Handle { kept, dropped };
 
 Task<int> guarded_wait(Tracked guard, Gate* gate, std::atomic<bool>* started) {
-  started->store(true);
+  started->store(true, std::memory_order_release);  // release: pairs with the test's acquire
   Tracked local(*guard.m_live);
   co_await gate->wait();
   co_return 1;
@@ -50,8 +50,11 @@ TEST_SUITE("abort") {
       if (handle) {
         CHECK_THROWS_AS(handle->join(), TaskCancelled);
       }
-      CHECK(eventually([&] { return live.load() == 0; }));
-      CHECK_FALSE(started.load());
+      // acquire: pairs with Tracked's acq_rel decrement as the frame is destroyed.
+      CHECK(eventually([&] { return live.load(std::memory_order_acquire) == 0; }));
+      // acquire: pairs with guarded_wait's release store, had the body run (it ran before
+      // the frame's destruction, which the acquire above has seen).
+      CHECK_FALSE(started.load(std::memory_order_acquire));
     }
   }
 
@@ -65,14 +68,17 @@ TEST_SUITE("abort") {
       std::optional<JoinHandle<int>> handle =
           runtime.spawn(guarded_wait(Tracked(live), &gate, &started));
       REQUIRE(eventually([&] { return gate.has_waiter(); }));
-      CHECK(live == 2);  // the parameter and the local
+      // relaxed: the gate's mutex, taken by has_waiter() after the task registered its waker,
+      // orders both increments before this read. 2: the parameter and the local.
+      CHECK(live.load(std::memory_order_relaxed) == 2);
       handle->abort();
       if (handle_fate == Handle::dropped) handle.reset();
       if (handle) {
         CHECK_THROWS_AS(handle->join(), TaskCancelled);
         CHECK(handle->is_finished());
       }
-      CHECK(eventually([&] { return live.load() == 0; }));
+      // acquire: pairs with Tracked's acq_rel decrement as the frame is destroyed.
+      CHECK(eventually([&] { return live.load(std::memory_order_acquire) == 0; }));
       CHECK(gate.polls() == 1);  // cancelled, not polled again
     }
   }
@@ -87,10 +93,12 @@ TEST_SUITE("abort") {
       handle->abort();
       if (handle_fate == Handle::dropped) {
         handle.reset();
-        CHECK(live == 0);  // dropping the handle released the finished frame
+        // acquire: pairs with Tracked's acq_rel decrement, on whichever thread dropped the
+        // frame. Dropping the handle released the finished frame.
+        CHECK(live.load(std::memory_order_acquire) == 0);
       } else {
         CHECK(handle->join() == 5);
-        CHECK(live == 0);
+        CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the join
       }
     }
   }
@@ -102,7 +110,7 @@ TEST_SUITE("abort") {
       std::atomic<int> live{0};
       std::optional<JoinHandle<int>> handle = runtime.spawn(guarded_value(Tracked(live), 6));
       CHECK(handle->join() == 6);
-      CHECK(live == 0);
+      CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the join
       handle->abort();
       CHECK(handle->is_finished());
       if (handle_fate == Handle::dropped) handle.reset();
@@ -117,19 +125,23 @@ TEST_SUITE("abort") {
     std::atomic<bool> aborted{false};
     auto body = [](Tracked /*guard*/, std::atomic<bool>* in, std::atomic<bool>* ab,
                    std::atomic<int>* after) -> Task<void> {
-      in->store(true);
-      (void)eventually([&] { return ab->load(); });
+      in->store(true, std::memory_order_release);  // release: pairs with the test's acquire
+      // acquire: pairs with the test's release store, made after its abort().
+      (void)eventually([&] { return ab->load(std::memory_order_acquire); });
       co_await yield_now();  // the next suspension: the frame is destroyed here
-      after->fetch_add(100);
+      after->fetch_add(100, std::memory_order_relaxed);  // relaxed: read after the join
     };
     std::atomic<int> after{0};
     auto handle = runtime.spawn(body(Tracked(live), &in_body, &aborted, &after));
-    REQUIRE(eventually([&] { return in_body.load(); }));
+    // acquire: pairs with the body's release store.
+    REQUIRE(eventually([&] { return in_body.load(std::memory_order_acquire); }));
     handle.abort();
-    aborted.store(true);
+    // release: pairs with the body's acquire load; the abort is made before the flag.
+    aborted.store(true, std::memory_order_release);
     CHECK_THROWS_AS(handle.join(), TaskCancelled);
-    CHECK(after == 0);
-    CHECK(live == 0);
+    // relaxed: read after the join.
+    CHECK(after.load(std::memory_order_relaxed) == 0);
+    CHECK(live.load(std::memory_order_relaxed) == 0);
   }
 
   TEST_CASE("a task that finishes during the poll in which it was aborted keeps its value") {
@@ -137,14 +149,17 @@ TEST_SUITE("abort") {
     std::atomic<bool> in_body{false};
     std::atomic<bool> aborted{false};
     auto body = [](std::atomic<bool>* in, std::atomic<bool>* ab) -> Task<int> {
-      in->store(true);
-      (void)eventually([&] { return ab->load(); });
+      in->store(true, std::memory_order_release);  // release: pairs with the test's acquire
+      // acquire: pairs with the test's release store, made after its abort().
+      (void)eventually([&] { return ab->load(std::memory_order_acquire); });
       co_return 12;
     };
     auto handle = runtime.spawn(body(&in_body, &aborted));
-    REQUIRE(eventually([&] { return in_body.load(); }));
+    // acquire: pairs with the body's release store.
+    REQUIRE(eventually([&] { return in_body.load(std::memory_order_acquire); }));
     handle.abort();
-    aborted.store(true);
+    // release: pairs with the body's acquire load; the abort is made before the flag.
+    aborted.store(true, std::memory_order_release);
     CHECK(handle.join() == 12);
   }
 }

@@ -48,7 +48,7 @@ class ThreadGate {
 };
 
 Task<void> set_true(std::atomic<bool>& flag) {
-  flag.store(true);
+  flag.store(true, std::memory_order_release);  // release: pairs with the waiter's acquire load
   co_return;
 }
 
@@ -90,9 +90,11 @@ TEST_SUITE("blocking") {
     auto scenario = [&task_ran]() -> Task<bool> {
       auto call = spawn_blocking([&task_ran] {
         const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (!task_ran.load() && std::chrono::steady_clock::now() < deadline)
+        // acquire: pairs with set_true's release store.
+        while (!task_ran.load(std::memory_order_acquire) &&
+               std::chrono::steady_clock::now() < deadline)
           std::this_thread::yield();
-        return task_ran.load();
+        return task_ran.load(std::memory_order_acquire);
       });
       co_await spawn(set_true(task_ran));
       co_return co_await call;
@@ -191,12 +193,13 @@ TEST_SUITE("blocking") {
     {
       auto dropped = runtime.spawn_blocking([&] {
         gate.wait();
-        finished.store(true);
+        finished.store(true, std::memory_order_release);  // release: pairs with the acquire below
       });
       REQUIRE(gate.wait_for_entered(1));
     }
     gate.open();
-    CHECK(weft::test::eventually([&] { return finished.load(); }));
+    // acquire: pairs with the blocking call's release store.
+    CHECK(weft::test::eventually([&] { return finished.load(std::memory_order_acquire); }));
     CHECK(weft::test::eventually(
         [&] { return runtime.try_spawn_blocking([] { return 0; }).has_value(); }));
   }

@@ -17,7 +17,7 @@ namespace {
 constexpr int k_operations = 10'000;
 
 Task<void> set_flag(std::atomic<bool>& flag) {
-  flag.store(true);
+  flag.store(true, std::memory_order_release);  // release: pairs with the busy task's acquire
   co_return;
 }
 
@@ -39,7 +39,8 @@ TEST_SUITE("coop") {
       auto [tx, rx] = mpsc::channel<int>(k_operations);
       spawn(set_flag(flag));
       for (int i = 0; i < k_operations; ++i) {
-        if (flag.load()) co_return i;
+        // acquire: pairs with set_flag's release store.
+        if (flag.load(std::memory_order_acquire)) co_return i;
         co_await tx.send(i);
       }
       co_return -1;
@@ -53,7 +54,8 @@ TEST_SUITE("coop") {
       Mutex<int> mutex(0);
       spawn(set_flag(flag));
       for (int i = 0; i < k_operations; ++i) {
-        if (flag.load()) co_return i;
+        // acquire: pairs with set_flag's release store.
+        if (flag.load(std::memory_order_acquire)) co_return i;
         *co_await mutex.lock() += 1;
       }
       co_return -1;
@@ -69,7 +71,8 @@ TEST_SUITE("coop") {
         (void)tx.try_send(i);
       spawn(set_flag(flag));
       for (int i = 0; i < k_operations; ++i) {
-        if (flag.load()) co_return i;
+        // acquire: pairs with set_flag's release store.
+        if (flag.load(std::memory_order_acquire)) co_return i;
         (void)co_await rx.recv();
       }
       co_return -1;
@@ -87,7 +90,8 @@ TEST_SUITE("coop") {
       spawn(set_flag(flag));
       char byte;
       for (int i = 0; i < k_operations; ++i) {
-        if (flag.load()) co_return i;
+        // acquire: pairs with set_flag's release store.
+        if (flag.load(std::memory_order_acquire)) co_return i;
         if (co_await server.read(std::span<char>(&byte, 1)) != 1) co_return -1;
       }
       co_return -1;
@@ -106,7 +110,8 @@ TEST_SUITE("coop") {
       spawn(set_flag(flag));
       std::vector<TcpStream> accepted;
       for (int i = 0; i < k_connections; ++i) {
-        if (flag.load()) co_return i;
+        // acquire: pairs with set_flag's release store.
+        if (flag.load(std::memory_order_acquire)) co_return i;
         accepted.push_back((co_await listener.accept()).stream);
       }
       co_return -1;

@@ -46,7 +46,7 @@ Task<int> spawn_many_and_count(int tasks) {
     handles.push_back(spawn(count_up(&counter)));
   for (auto& handle : handles)
     co_await handle;
-  co_return counter.load();
+  co_return counter.load(std::memory_order_relaxed);  // relaxed: read after every task is awaited
 }
 
 /// The scheduler states (R running, S sleeping, ...) of this process's threads whose name
@@ -80,7 +80,7 @@ TEST_SUITE("spawn") {
     std::atomic<int> counter{0};
     auto handle = runtime.spawn(count_up(&counter));
     handle.join();
-    CHECK(counter == 1);
+    CHECK(counter.load(std::memory_order_relaxed) == 1);  // relaxed: read after the join
   }
 
   TEST_CASE("a task spawned from a non-worker thread runs while the runtime is loaded") {
@@ -99,7 +99,8 @@ TEST_SUITE("spawn") {
     }
     for (auto& thread : spawners)
       thread.join();
-    CHECK(eventually([&] { return counter.load() == 3000; }));
+    // relaxed: count_up's increments are relaxed and publish nothing; only the count matters.
+    CHECK(eventually([&] { return counter.load(std::memory_order_relaxed) == 3000; }));
     stop.store(true, std::memory_order_release);
     for (auto& handle : load)
       handle.join();
@@ -151,30 +152,37 @@ TEST_SUITE("spawn") {
   TEST_CASE("an exception in a task whose handle is dropped after it finished is reported") {
     std::atomic<int> reported{0};
     RuntimeOptions options{.workers = 1};
-    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    // release: pairs with the acquire load below; the report may come from a worker.
+    options.on_unhandled_exception = [&](std::exception_ptr) {
+      reported.fetch_add(1, std::memory_order_release);
+    };
     Runtime runtime(std::move(options));
     {
       auto handle = runtime.spawn(fail("late"));
       CHECK(eventually([&] { return handle.is_finished(); }));
     }
-    CHECK(reported == 1);
+    CHECK(reported.load(std::memory_order_acquire) == 1);  // acquire: pairs with the handler
   }
 
   TEST_CASE("an exception the joiner received is not reported again") {
     std::atomic<int> reported{0};
     RuntimeOptions options{.workers = 1};
-    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    // relaxed: read after the shutdown has joined the workers.
+    options.on_unhandled_exception = [&](std::exception_ptr) {
+      reported.fetch_add(1, std::memory_order_relaxed);
+    };
     Runtime runtime(std::move(options));
     CHECK_THROWS(runtime.block_on(fail("seen")));
     runtime.shutdown();
-    CHECK(reported == 0);
+    CHECK(reported.load(std::memory_order_relaxed) == 0);
   }
 
   TEST_CASE("weft::spawn outside a runtime throws logic_error and destroys the task") {
     std::atomic<int> live{0};
     auto body = [](weft::test::Tracked) -> Task<void> { co_return; };
     CHECK_THROWS_AS(spawn(body(weft::test::Tracked(live))), std::logic_error);
-    CHECK(live == 0);
+    // relaxed: no runtime, so the frame is made and destroyed on this thread.
+    CHECK(live.load(std::memory_order_relaxed) == 0);
   }
 
   TEST_CASE("spawning a task that was already polled throws invalid_argument") {
@@ -204,8 +212,9 @@ TEST_SUITE("spawn") {
     std::atomic<int> started{0};
     std::atomic<int> stopped{0};
     RuntimeOptions options{.workers = 2, .thread_name_prefix = "tst"};
-    options.on_thread_start = [&] { started.fetch_add(1); };
-    options.on_thread_stop = [&] { stopped.fetch_add(1); };
+    // relaxed: read after the runtime's destructor has joined the workers.
+    options.on_thread_start = [&] { started.fetch_add(1, std::memory_order_relaxed); };
+    options.on_thread_stop = [&] { stopped.fetch_add(1, std::memory_order_relaxed); };
     {
       Runtime runtime(std::move(options));
       auto name = []() -> Task<std::string> {
@@ -217,18 +226,22 @@ TEST_SUITE("spawn") {
       CHECK(worker_name.rfind("tst-", 0) == 0);
       CHECK(runtime.workers() == 2);
     }
-    CHECK(started == 2);
-    CHECK(stopped == 2);
+    CHECK(started.load(std::memory_order_relaxed) == 2);  // relaxed: as the hooks above
+    CHECK(stopped.load(std::memory_order_relaxed) == 2);
   }
 
   TEST_CASE("a throwing thread hook is reported and the worker still runs tasks") {
     std::atomic<int> reported{0};
     RuntimeOptions options{.workers = 1};
     options.on_thread_start = [] { throw std::runtime_error("hook"); };
-    options.on_unhandled_exception = [&](std::exception_ptr) { reported.fetch_add(1); };
+    // relaxed: the only worker reports its hook's exception before it serves block_on, whose
+    // return orders that report before the read below.
+    options.on_unhandled_exception = [&](std::exception_ptr) {
+      reported.fetch_add(1, std::memory_order_relaxed);
+    };
     Runtime runtime(std::move(options));
     CHECK(runtime.block_on(value(9)) == 9);
-    CHECK(reported == 1);
+    CHECK(reported.load(std::memory_order_relaxed) == 1);
   }
 
   TEST_CASE("an idle runtime parks every worker in the kernel, burning no CPU") {

@@ -58,10 +58,11 @@ struct Tracked {
     live.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // relaxed: reset and read by one test thread between tests, with no other thread running.
   static void reset() {
-    live = 0;
-    bad_destroys = 0;
-    moves_from_dead = 0;
+    live.store(0, std::memory_order_relaxed);
+    bad_destroys.store(0, std::memory_order_relaxed);
+    moves_from_dead.store(0, std::memory_order_relaxed);
   }
 };
 
@@ -190,8 +191,9 @@ TEST_SUITE("local_queue") {
       CHECK(overflowed[1].value == 1);
       CHECK(overflowed[2].value == 4);
       CHECK(q.len() == 2);
-      // The moved-from objects in the span were destroyed once push_back returned.
-      CHECK(Tracked::live == 3 + 2);
+      // The moved-from objects in the span were destroyed once push_back returned. (relaxed:
+      // Tracked's counts, here and below, change only on this thread.)
+      CHECK(Tracked::live.load(std::memory_order_relaxed) == 3 + 2);
 
       std::optional<Tracked> a = q.pop();
       std::optional<Tracked> b = q.pop();
@@ -201,9 +203,9 @@ TEST_SUITE("local_queue") {
       CHECK(b->value == 3);
       CHECK_FALSE(q.pop().has_value());
     }
-    CHECK(Tracked::live == 0);
-    CHECK(Tracked::bad_destroys == 0);
-    CHECK(Tracked::moves_from_dead == 0);
+    CHECK(Tracked::live.load(std::memory_order_relaxed) == 0);
+    CHECK(Tracked::bad_destroys.load(std::memory_order_relaxed) == 0);
+    CHECK(Tracked::moves_from_dead.load(std::memory_order_relaxed) == 0);
   }
 
   TEST_CASE("indices wrap past 2^32 without losing, duplicating or reordering items") {
@@ -353,13 +355,14 @@ TEST_SUITE("local_queue") {
 
   TEST_CASE("the queue destructor destroys every item still queued exactly once") {
     Tracked::reset();
+    // relaxed: single-threaded, so Tracked's counts change only on this thread.
     {
       LocalQueue<Tracked, 4> plain;
       plain.push_back(Tracked(1), [](auto) {});
       plain.push_back(Tracked(2), [](auto) {});
-      CHECK(Tracked::live == 2);
+      CHECK(Tracked::live.load(std::memory_order_relaxed) == 2);
     }
-    CHECK(Tracked::live == 0);
+    CHECK(Tracked::live.load(std::memory_order_relaxed) == 0);
     {
       // Items straddle the wrap, the ring is reused, and items were overflowed and stolen.
       LocalQueue<Tracked, 4> victim(k_u32_max - 1);
@@ -376,11 +379,11 @@ TEST_SUITE("local_queue") {
       REQUIRE(got.has_value());
       CHECK(dst.len() == 1);
       CHECK(victim.len() == 2);
-      CHECK(Tracked::live == 3 + 1 + 1 + 2);
+      CHECK(Tracked::live.load(std::memory_order_relaxed) == 3 + 1 + 1 + 2);
     }
-    CHECK(Tracked::live == 0);
-    CHECK(Tracked::bad_destroys == 0);
-    CHECK(Tracked::moves_from_dead == 0);
+    CHECK(Tracked::live.load(std::memory_order_relaxed) == 0);
+    CHECK(Tracked::bad_destroys.load(std::memory_order_relaxed) == 0);
+    CHECK(Tracked::moves_from_dead.load(std::memory_order_relaxed) == 0);
   }
 
   TEST_CASE("when the owner pops the last item while a thief steals, exactly one gets it") {
@@ -423,7 +426,7 @@ TEST_SUITE("local_queue") {
     thief.join();
     CHECK(both == 0);
     CHECK(neither == 0);
-    CHECK_FALSE(thief_queue_dirty.load());
+    CHECK_FALSE(thief_queue_dirty.load(std::memory_order_relaxed));  // relaxed: after the join
     CHECK(victim.is_empty());
     MESSAGE("owner won " << owner_wins << " of " << k_rounds << " rounds");
   }
@@ -493,14 +496,16 @@ TEST_SUITE("local_queue") {
     for (std::uint32_t v : overflowed)
       mark(v);
 
+    // relaxed: the counts are read after the thieves are joined.
     std::uint32_t wrong = 0;
     for (std::uint32_t v = 0; v < k_items; ++v)
-      wrong += seen[v].load() == 1 ? 0 : 1;
+      wrong += seen[v].load(std::memory_order_relaxed) == 1 ? 0 : 1;
     CHECK(wrong == 0);
-    CHECK(thieves_left_items == 0);
+    CHECK(thieves_left_items.load(std::memory_order_relaxed) == 0);
     CHECK_FALSE(overflowed.empty());
-    MESSAGE("overflowed " << overflowed.size() << ", stolen " << stolen_total.load()
-                          << ", owner pops " << owner_pops);
+    MESSAGE("overflowed " << overflowed.size() << ", stolen "
+                          << stolen_total.load(std::memory_order_relaxed) << ", owner pops "
+                          << owner_pops);
   }
 
   TEST_CASE("a million items pass through the owner and three thieves and each is taken once") {

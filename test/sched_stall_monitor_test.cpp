@@ -23,10 +23,12 @@ class StallLog {
     return [this](const StallReport& report) {
       std::lock_guard lock(m_mutex);
       m_reports.push_back(report);
-      m_count.store(m_reports.size());
+      // release: pairs with the acquire in count(); the report is stored before the count.
+      m_count.store(m_reports.size(), std::memory_order_release);
     };
   }
-  std::size_t count() const { return m_count.load(); }
+  // acquire: pairs with the release store in the hook.
+  std::size_t count() const { return m_count.load(std::memory_order_acquire); }
   std::vector<StallReport> reports() {
     std::lock_guard lock(m_mutex);
     return m_reports;
@@ -68,8 +70,11 @@ TEST_SUITE("stall") {
     std::atomic<int> ticks{0};
     auto ticker = [&]() -> Task<void> {
       const auto deadline = std::chrono::steady_clock::now() + 60s;
-      while (!stop_ticking.load() && std::chrono::steady_clock::now() < deadline) {
-        ticks.fetch_add(1);
+      // acquire: pairs with the test's release store. relaxed on ticks: a progress count
+      // that publishes nothing, and ticks_during_stall is read after the hog is joined.
+      while (!stop_ticking.load(std::memory_order_acquire) &&
+             std::chrono::steady_clock::now() < deadline) {
+        ticks.fetch_add(1, std::memory_order_relaxed);
         co_await yield_now();
       }
     };
@@ -78,20 +83,22 @@ TEST_SUITE("stall") {
       // Holds the worker until the stall is reported and a few more check intervals have
       // passed (to see that it is reported only once); bounded in case it never is.
       const auto deadline = std::chrono::steady_clock::now() + 20s;
-      const int ticks_before = ticks.load();
+      const int ticks_before = ticks.load(std::memory_order_relaxed);
       while (log.count() == 0 && std::chrono::steady_clock::now() < deadline) {
       }
       const auto reported_at = std::chrono::steady_clock::now();
       while (std::chrono::steady_clock::now() < reported_at + 3 * k_threshold) {
       }
-      ticks_during_stall.store(ticks.load() - ticks_before);
+      ticks_during_stall.store(ticks.load(std::memory_order_relaxed) - ticks_before,
+                               std::memory_order_relaxed);
       co_return;
     };
     auto ticking = runtime.spawn(ticker());
-    REQUIRE(test::eventually([&] { return ticks.load() > 0; }));
+    // relaxed: only the count matters; it publishes nothing.
+    REQUIRE(test::eventually([&] { return ticks.load(std::memory_order_relaxed) > 0; }));
     const std::uint_least32_t hog_line = __LINE__ + 1;
     runtime.spawn(hog()).join();
-    stop_ticking.store(true);
+    stop_ticking.store(true, std::memory_order_release);  // release: pairs with the ticker
     ticking.join();
 
     const std::vector<StallReport> reports = log.reports();
@@ -101,7 +108,8 @@ TEST_SUITE("stall") {
               .ends_with("sched_stall_monitor_test.cpp"));
     CHECK(reports[0].worker < 2);
     CHECK(reports[0].stalled_for >= k_threshold);
-    CHECK(ticks_during_stall.load() > 0);  // the other worker kept running the ticker
+    // relaxed: read after the hog is joined. The other worker kept running the ticker.
+    CHECK(ticks_during_stall.load(std::memory_order_relaxed) > 0);
   }
 
   TEST_CASE("tasks that yield often are never reported") {

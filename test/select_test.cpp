@@ -70,15 +70,17 @@ TEST_SUITE("select") {
     Gate fast;
     auto race = weft::select(value_after(slow, 1, live), fast.wait(), Never<int>(dropped));
     CHECK(poll_by_hand(race).is_pending());
-    CHECK(live == 1);  // the losing task has started and holds its local
-    CHECK(dropped == 0);
+    // relaxed, here and below: polled by hand, so the counts change only on this thread.
+    // The losing task has started and holds its local.
+    CHECK(live.load(std::memory_order_relaxed) == 1);
+    CHECK(dropped.load(std::memory_order_relaxed) == 0);
     fast.open();
     auto poll = poll_by_hand(race);
     REQUIRE(poll.is_ready());
     CHECK(poll.take().index() == 1);
     // The select itself is still alive; its children are not.
-    CHECK(live == 0);
-    CHECK(dropped == 1);
+    CHECK(live.load(std::memory_order_relaxed) == 0);
+    CHECK(dropped.load(std::memory_order_relaxed) == 1);
   }
 
   TEST_CASE("a task racing a never-ready future completes with the task's value") {
@@ -95,7 +97,7 @@ TEST_SUITE("select") {
     auto won = runtime.block_on(body(child(), dropped));
     CHECK(won.index() == 0);
     CHECK(std::get<0>(won) == 42);
-    CHECK(dropped == 1);
+    CHECK(dropped.load(std::memory_order_relaxed) == 1);  // relaxed: read after block_on
   }
 
   TEST_CASE("a void child wins with std::monostate") {
@@ -106,7 +108,7 @@ TEST_SUITE("select") {
     auto won = poll.take();
     static_assert(std::is_same_v<decltype(won), std::variant<std::monostate, std::monostate>>);
     CHECK(won.index() == 1);  // a repeated type: only the index tells the branches apart
-    CHECK(dropped == 1);
+    CHECK(dropped.load(std::memory_order_relaxed) == 1);  // relaxed: polled by hand, on this thread
   }
 
   TEST_CASE("every child is polled with the select's waker, so any child's wake reaches it") {
@@ -175,11 +177,13 @@ TEST_SUITE("select") {
     };
     auto handle = runtime.spawn(body(gate, never_opened, live));
     REQUIRE(eventually([&] { return gate.has_waiter(); }));
-    CHECK(live == 1);
+    // acquire: pairs with Tracked's acq_rel increment on the worker (the gate's mutex, taken
+    // after it, already orders it before this read).
+    CHECK(live.load(std::memory_order_acquire) == 1);
     std::thread opener([&gate] { gate.open(); });
     opener.join();
     CHECK(handle.join() == 1);
-    CHECK(live == 0);
+    CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the join
   }
 
   TEST_CASE("a child that throws ends the select with its exception after destroying the rest") {
@@ -189,11 +193,12 @@ TEST_SUITE("select") {
     Gate trigger;
     auto race = weft::select(value_after(slow, 1, live), throw_after(trigger), Never<int>(dropped));
     CHECK(poll_by_hand(race).is_pending());
-    CHECK(live == 1);
+    // relaxed, here and below: polled by hand, so the counts change only on this thread.
+    CHECK(live.load(std::memory_order_relaxed) == 1);
     trigger.open();
     CHECK_THROWS_WITH_AS((void)poll_by_hand(race), "child failed", std::runtime_error);
-    CHECK(live == 0);
-    CHECK(dropped == 1);
+    CHECK(live.load(std::memory_order_relaxed) == 0);
+    CHECK(dropped.load(std::memory_order_relaxed) == 1);
     CHECK_THROWS_AS((void)poll_by_hand(race), std::logic_error);
   }
 
@@ -206,7 +211,9 @@ TEST_SUITE("select") {
       try {
         (void)co_await weft::select(Never<int>(dropped), throw_after(trigger));
       } catch (const std::runtime_error& e) {
-        co_return std::string(e.what()) + (dropped == 1 ? ", other dropped" : ", other alive");
+        // relaxed: the select destroyed the loser on this thread before it rethrew.
+        const bool other_dropped = dropped.load(std::memory_order_relaxed) == 1;
+        co_return std::string(e.what()) + (other_dropped ? ", other dropped" : ", other alive");
       }
       co_return std::string("no exception");
     };
@@ -226,13 +233,14 @@ TEST_SUITE("select") {
     std::atomic<int> live{0};
     std::atomic<int> dropped{0};
     Gate gate;
+    // relaxed: polled and destroyed by hand, so the counts change only on this thread.
     {
       auto race = weft::select(value_after(gate, 1, live), Never<int>(dropped));
       CHECK(poll_by_hand(race).is_pending());
-      CHECK(live == 1);
-      CHECK(dropped == 0);
+      CHECK(live.load(std::memory_order_relaxed) == 1);
+      CHECK(dropped.load(std::memory_order_relaxed) == 0);
     }
-    CHECK(live == 0);
-    CHECK(dropped == 1);
+    CHECK(live.load(std::memory_order_relaxed) == 0);
+    CHECK(dropped.load(std::memory_order_relaxed) == 1);
   }
 }

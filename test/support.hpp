@@ -171,11 +171,17 @@ class BroadcastGate {
 };
 
 /// Counts live instances; put one in a task's frame to see when the frame is destroyed.
+/// acq_rel: tests poll the count from another thread (eventually(live == 0)) while workers
+/// run; a test that sees the count also sees what the frame did before it changed it.
 struct Tracked {
-  explicit Tracked(std::atomic<int>& live) : m_live(&live) { live.fetch_add(1); }
-  Tracked(Tracked&& other) noexcept : m_live(other.m_live) { m_live->fetch_add(1); }
+  explicit Tracked(std::atomic<int>& live) : m_live(&live) {
+    live.fetch_add(1, std::memory_order_acq_rel);
+  }
+  Tracked(Tracked&& other) noexcept : m_live(other.m_live) {
+    m_live->fetch_add(1, std::memory_order_acq_rel);
+  }
   Tracked(const Tracked&) = delete;
-  ~Tracked() { m_live->fetch_sub(1); }
+  ~Tracked() { m_live->fetch_sub(1, std::memory_order_acq_rel); }
   std::atomic<int>* m_live;
 };
 

@@ -151,12 +151,15 @@ TEST_SUITE("semaphore") {
     auto body = [&]() -> Task<void> {
       for (int i = 0; i < k_rounds; ++i) {
         SemaphorePermit permit = co_await semaphore.acquire();
-        const int now = holders.fetch_add(1) + 1;
-        int seen = most.load();
-        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        // relaxed: each counter is one atomic, whose read-modify-writes all see one
+        // modification order; the semaphore's hand-off orders a holder's fetch_sub before
+        // the next holder's fetch_add, and `most` is read after the join.
+        const int now = holders.fetch_add(1, std::memory_order_relaxed) + 1;
+        int seen = most.load(std::memory_order_relaxed);
+        while (now > seen && !most.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
         }
         co_await yield_now();
-        holders.fetch_sub(1);
+        holders.fetch_sub(1, std::memory_order_relaxed);
       }
     };
     std::vector<JoinHandle<void>> handles;
@@ -164,8 +167,9 @@ TEST_SUITE("semaphore") {
       handles.push_back(runtime.spawn(body()));
     for (auto& handle : handles)
       handle.join();
-    CHECK(most.load() <= static_cast<int>(k_permits));
-    CHECK(most.load() >= 1);
+    // relaxed: read after the tasks are joined.
+    CHECK(most.load(std::memory_order_relaxed) <= static_cast<int>(k_permits));
+    CHECK(most.load(std::memory_order_relaxed) >= 1);
     CHECK(semaphore.available_permits() == k_permits);
   }
 
@@ -181,10 +185,11 @@ TEST_SUITE("semaphore") {
       for (int i = 0; i < k_rounds; ++i) {
         try {
           SemaphorePermit permit = co_await timeout(50us, semaphore.acquire());
-          acquired.fetch_add(1);
+          // relaxed: counts read only after the tasks are joined.
+          acquired.fetch_add(1, std::memory_order_relaxed);
           co_await yield_now();
         } catch (const TimedOut&) {
-          timed_out.fetch_add(1);
+          timed_out.fetch_add(1, std::memory_order_relaxed);
         }
       }
     };
@@ -193,8 +198,10 @@ TEST_SUITE("semaphore") {
       handles.push_back(runtime.spawn(body()));
     for (auto& handle : handles)
       handle.join();
-    CHECK(acquired.load() + timed_out.load() == k_tasks * k_rounds);
-    CHECK(acquired.load() > 0);
+    // relaxed: read after the tasks are joined.
+    CHECK(acquired.load(std::memory_order_relaxed) + timed_out.load(std::memory_order_relaxed) ==
+          k_tasks * k_rounds);
+    CHECK(acquired.load(std::memory_order_relaxed) > 0);
     CHECK(semaphore.available_permits() == 1);
     CHECK(semaphore.try_acquire());  // and nobody is left queued in front
   }

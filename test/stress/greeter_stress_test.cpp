@@ -36,7 +36,8 @@ Task<std::string> client(SocketAddress server, int id, std::atomic<int>& waiting
   auto prompt = co_await stream.read_until('\n', 64);
   if (prompt.bytes != "Who are you?\n") co_return "bad prompt: " + prompt.bytes;
   // Hold every dialog open until all clients have their prompt: 2,000 at once, truly.
-  waiting.fetch_sub(1);
+  // release: pairs with the test's acquire load; this client has its prompt.
+  waiting.fetch_sub(1, std::memory_order_release);
   co_await all_connected.wait();
   const std::string name = "client-" + std::to_string(id);
   co_await stream.write_all(name + "\n");
@@ -84,7 +85,8 @@ TEST_SUITE("stress") {
         clients.reserve(k_clients);
         for (int id = 0; id < k_clients; ++id)
           clients.push_back(client_runtime.spawn(client(address, id, waiting, all_connected)));
-        REQUIRE(eventually([&] { return waiting.load() == 0; }, 60s));
+        // acquire: pairs with each client's release fetch_sub (one release sequence).
+        REQUIRE(eventually([&] { return waiting.load(std::memory_order_acquire) == 0; }, 60s));
         CHECK(slots.in_use() >= k_clients);  // every dialog is open at once
         all_connected.open();
         int failures = 0;
@@ -94,8 +96,11 @@ TEST_SUITE("stress") {
         }
         CHECK(failures == 0);
       }
-      CHECK(stats.greeted.load() == k_clients);
-      CHECK(eventually([&] { return stats.finished.load() == k_clients; }));
+      // relaxed: Stats are relaxed counters (greeter.hpp); each client saw its server end
+      // close, after the server counted the dialog as greeted.
+      CHECK(stats.greeted.load(std::memory_order_relaxed) == k_clients);
+      CHECK(
+          eventually([&] { return stats.finished.load(std::memory_order_relaxed) == k_clients; }));
       (void)stop_sender.send(1);
       served.join();
     }

@@ -79,8 +79,11 @@ TEST_SUITE("load") {
     std::atomic<int> peak{0};
     std::thread watcher([&] {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-      while (!done.load() && std::chrono::steady_clock::now() < deadline) {
-        peak.store(std::max(peak.load(), open_fd_count(pid)));
+      // acquire: pairs with the test's release store. relaxed on peak: only this thread
+      // writes it, and the test reads it after joining this thread.
+      while (!done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
+        peak.store(std::max(peak.load(std::memory_order_relaxed), open_fd_count(pid)),
+                   std::memory_order_relaxed);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a sampling period
       }
     });
@@ -88,12 +91,12 @@ TEST_SUITE("load") {
     // open all 5,000: with TSan, all three load cases took 15 s together with an 8 s hold.
     const std::string result =
         run_load(greeter.port, {"-c", "5000", "-n", "5000", "--hold", "15s"});
-    done.store(true);
+    done.store(true, std::memory_order_release);  // release: pairs with the watcher's acquire
     watcher.join();
     CHECK(result.find("\"dialogs\":5000,\"failed\":0") != std::string::npos);
     // Every connection was open in the server at the same moment.
     CAPTURE(baseline);
-    CHECK(peak.load() >= baseline + 5000);
+    CHECK(peak.load(std::memory_order_relaxed) >= baseline + 5000);  // relaxed: after the join
   }
 
   TEST_CASE("the server's descriptors return to baseline and its memory settles") {

@@ -35,7 +35,7 @@ Task<int> fan_out(int tasks) {
     handles.push_back(spawn(count_up(&counter)));
   for (auto& handle : handles)
     co_await handle;
-  co_return counter.load();
+  co_return counter.load(std::memory_order_relaxed);  // relaxed: read after every task is awaited
 }
 
 Task<int> yielder(Tracked /*guard*/, int yields) {
@@ -57,7 +57,7 @@ Task<void> ping(int rounds, std::atomic<int>* done) {
     int answer = co_await rx2;
     if (answer != i + 1) co_return;
   }
-  done->fetch_add(1);
+  done->fetch_add(1, std::memory_order_relaxed);  // relaxed: read after the tasks are joined
 }
 
 }  // namespace
@@ -80,7 +80,9 @@ TEST_SUITE("stress") {
       CHECK(runtime.block_on(fan_out(5000)) == 5000);
       for (auto& thread : threads)
         thread.join();
-      CHECK(counter == 6000);  // fan_out counts its own 5000 separately
+      // relaxed: read after the threads (which joined their tasks) are joined. fan_out
+      // counts its own 5000 separately.
+      CHECK(counter.load(std::memory_order_relaxed) == 6000);
     }
   }
 
@@ -91,7 +93,7 @@ TEST_SUITE("stress") {
       std::atomic<int> completions{0};
       auto body = [](Gate* g, std::atomic<int>* c) -> Task<void> {
         co_await g->wait();
-        c->fetch_add(1);
+        c->fetch_add(1, std::memory_order_relaxed);  // relaxed: read after the join
       };
       auto handle = runtime.spawn(body(&gate, &completions));
       REQUIRE(eventually([&] { return gate.has_waiter(); }));
@@ -106,7 +108,7 @@ TEST_SUITE("stress") {
       for (auto& thread : wakers)
         thread.join();
       handle.join();
-      CHECK(completions == 1);
+      CHECK(completions.load(std::memory_order_relaxed) == 1);  // relaxed: after the join
     }
   }
 
@@ -138,7 +140,7 @@ TEST_SUITE("stress") {
         CHECK(values + cancelled == 200);
         CHECK(values >= 100);
       }
-      CHECK(live == 0);
+      CHECK(live.load(std::memory_order_relaxed) == 0);  // relaxed: read after the shutdown
     }
   }
 
@@ -161,7 +163,8 @@ TEST_SUITE("stress") {
         }
         for (int t = 0; t < 2; ++t) {
           wakers.emplace_back([&] {
-            for (int round = 0; round < 200 && !stop.load(); ++round) {
+            // acquire: pairs with the test's release store.
+            for (int round = 0; round < 200 && !stop.load(std::memory_order_acquire); ++round) {
               for (auto& gate : gates)
                 gate.wake_without_opening();
             }
@@ -174,12 +177,13 @@ TEST_SUITE("stress") {
           }
         };
         spawner(&runtime, &live);
-      }  // shutdown races the wakers
-      stop.store(true);
+      }                                             // shutdown races the wakers
+      stop.store(true, std::memory_order_release);  // release: pairs with the wakers' acquire
       for (auto& thread : wakers)
         thread.join();
       gates.clear();  // drops the last wakers: frees the headers
-      CHECK(live == 0);
+      // relaxed: read after the shutdown, the waker threads' join, and the clear above.
+      CHECK(live.load(std::memory_order_relaxed) == 0);
     }
   }
 
@@ -191,13 +195,14 @@ TEST_SUITE("stress") {
       {
         Runtime runtime(RuntimeOptions{.workers = 2});
         std::thread spawner([&] {
-          started.store(true);
+          started.store(true, std::memory_order_release);  // release: pairs with the acquire below
           for (int i = 0; i < 300; ++i) {
             auto body = [](Tracked) -> Task<void> { co_await yield_now(); };
             handles.push_back(runtime.spawn(body(Tracked(live))));
           }
         });
-        (void)eventually([&] { return started.load(); });
+        // acquire: pairs with the spawner's release store.
+        (void)eventually([&] { return started.load(std::memory_order_acquire); });
         runtime.shutdown();  // races the spawner's pushes
         spawner.join();
       }
@@ -205,7 +210,8 @@ TEST_SUITE("stress") {
       for (auto& handle : handles)
         CHECK(handle.is_finished());
       handles.clear();  // a finished task keeps its frame (the result) until its handle goes
-      CHECK(live == 0);
+      // relaxed: read after the shutdown, the spawner's join, and the clear above.
+      CHECK(live.load(std::memory_order_relaxed) == 0);
     }
   }
 
@@ -218,7 +224,7 @@ TEST_SUITE("stress") {
         handles.push_back(runtime.spawn(ping(100, &done)));
       for (auto& handle : handles)
         handle.join();
-      CHECK(done == 50);
+      CHECK(done.load(std::memory_order_relaxed) == 50);  // relaxed: read after the joins
     }
   }
 }
