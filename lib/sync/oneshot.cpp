@@ -60,8 +60,10 @@ OneshotCore::RecvStatus OneshotCore::poll_recv(Context& cx) {
   if ((state & k_waker_set) != 0) {
     if (m_receiver_waker->will_wake(cx.waker())) return RecvStatus::pending;
     // Take the slot back to replace the waker; fails if the sender finished meanwhile.
-    // acquire on failure: pairs with the sender's release.
-    while (!m_state.compare_exchange_weak(state, state & ~k_waker_set, std::memory_order_relaxed,
+    // acquire on failure: pairs with the sender's release. acquire on success too, which the
+    // slot does not need: GCC 12 flags a failure order stronger than the success order
+    // (-Winvalid-memory-model; C++17 allows it) and substitutes orders of its own choosing.
+    while (!m_state.compare_exchange_weak(state, state & ~k_waker_set, std::memory_order_acquire,
                                           std::memory_order_acquire)) {
       if ((state & k_finished) != 0) return finished(state);
     }
