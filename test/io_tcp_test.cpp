@@ -259,6 +259,59 @@ TEST_SUITE("tcp") {
     CHECK(runtime.block_on(body(listener)));
   }
 
+  TEST_CASE("read hands out the bytes read_until kept before it reads the socket again") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      co_await client.write_all("line\nmore");
+      std::string seen = (co_await accepted.stream.read_until('\n', 64)).bytes + "|";
+      char buffer[16];
+      for (const std::size_t size : {std::size_t{2}, std::size_t{16}}) {
+        const std::size_t n = co_await accepted.stream.read(std::span<char>(buffer, size));
+        seen.append(buffer, n).append("|");
+      }
+      // The kept bytes are used up: the next read waits for the socket.
+      co_await client.write_all("x");
+      const std::size_t n = co_await accepted.stream.read(std::span<char>(buffer, sizeof buffer));
+      co_return seen.append(buffer, n);
+    };
+    CHECK(runtime.block_on(body(listener)) == "line\n|mo|re|x");
+  }
+
+  TEST_CASE("a line begun after a delimiter in one read is finished by the next read") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      co_await client.write_all("a\nb");
+      auto first = co_await accepted.stream.read_until('\n', 64);
+      co_await client.write_all("c\n");
+      auto second = co_await accepted.stream.read_until('\n', 64);
+      co_return first.bytes + "|" + second.bytes;
+    };
+    CHECK(runtime.block_on(body(listener)) == "a\n|bc\n");
+  }
+
+  TEST_CASE(
+      "read_until with a cap of zero yields an empty line at its limit and consumes nothing") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      // Nothing has been sent: a cap of zero is reached without waiting for the socket.
+      auto empty = co_await timeout(std::chrono::seconds(10), accepted.stream.read_until('\n', 0));
+      co_await client.write_all("abc\n");
+      auto line = co_await accepted.stream.read_until('\n', 64);
+      co_return empty.bytes.empty() && empty.end == ReadUntilEnd::limit&& line.bytes == "abc\n" &&
+          line.end == ReadUntilEnd::delimiter;
+    };
+    CHECK(runtime.block_on(body(listener)));
+  }
+
   TEST_CASE("tcp_half_close: a client that half-closes after its line still gets the reply") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -109,6 +111,11 @@ class [[nodiscard]] ReadUntilFuture {
   Poll<ReadUntilResult> poll(Context& cx);
 
  private:
+  /// The line at the start of `bytes` (no delimiter in its first `searched` bytes), if the
+  /// delimiter or the cap is within them; `taken` is then how many bytes it used.
+  std::optional<ReadUntilResult> split(std::string_view bytes, std::size_t searched,
+                                       std::size_t& taken) const;
+
   TcpStream* m_stream;
   char m_delimiter;
   std::size_t m_max;
@@ -141,7 +148,11 @@ class TcpStream {
   TcpStream& operator=(TcpStream&& other) noexcept;
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
-  ~TcpStream() { close(); }
+  ~TcpStream() {
+    // Streams are moved several times on their way into a dialog's frame; the moved-from
+    // ones have nothing to close, and skip the call.
+    if (m_fd >= 0 || m_source != nullptr) close();
+  }
 
   /// Connects to "HOST:PORT" (numeric, see SocketAddress). Throws std::invalid_argument for a
   /// malformed address; the future throws std::system_error when the connection fails.
@@ -194,8 +205,11 @@ class TcpStream {
 
   int m_fd = -1;
   detail::IoSource* m_source = nullptr;
-  /// Bytes read past a delimiter by read_until, handed out first by the next read.
-  std::string m_buffered;
+  /// Bytes read past a delimiter by read_until, handed out first by the next read; null
+  /// when there are none, which is nearly always. A pointer rather than a string, so that
+  /// moving a stream (into a task's frame, out of an accept) copies no bytes, and a stream
+  /// costs 8 bytes for its buffer, not 32.
+  std::unique_ptr<std::string> m_buffered;
 };
 
 }  // namespace weft

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "io/io_source.hpp"
@@ -62,7 +64,7 @@ ConnectFuture TcpStream::connect(std::string_view address) {
 
 void TcpStream::close() noexcept {
   close_descriptor(std::exchange(m_fd, -1), std::exchange(m_source, nullptr));
-  m_buffered.clear();
+  m_buffered.reset();
 }
 
 int TcpStream::checked_fd(const char* operation) const {
@@ -180,10 +182,12 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("read");
   if (!detail::coop_proceed(cx)) return pending;  // a socket that is always readable
-  if (!stream.m_buffered.empty()) {
-    const std::size_t n = std::min(m_buffer.size(), stream.m_buffered.size());
-    std::memcpy(m_buffer.data(), stream.m_buffered.data(), n);
-    stream.m_buffered.erase(0, n);
+  if (stream.m_buffered) {
+    std::string& buffered = *stream.m_buffered;
+    const std::size_t n = std::min(m_buffer.size(), buffered.size());
+    std::memcpy(m_buffer.data(), buffered.data(), n);
+    buffered.erase(0, n);
+    if (buffered.empty()) stream.m_buffered.reset();
     return n;
   }
   if (m_buffer.empty()) return std::size_t{0};
@@ -198,41 +202,70 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
   return pending;
 }
 
+std::optional<ReadUntilResult> ReadUntilFuture::split(std::string_view bytes, std::size_t searched,
+                                                      std::size_t& taken) const {
+  const std::size_t window = std::min(bytes.size(), m_max);
+  const std::size_t found = bytes.find(m_delimiter, searched);
+  if (found != std::string_view::npos && found < window) {
+    taken = found + 1;
+    return ReadUntilResult{std::string(bytes.substr(0, taken)), ReadUntilEnd::delimiter};
+  }
+  if (bytes.size() >= m_max) {
+    taken = m_max;
+    return ReadUntilResult{std::string(bytes.substr(0, taken)), ReadUntilEnd::limit};
+  }
+  return std::nullopt;
+}
+
 Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
   m_pending.clear();
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("read_until");
   if (!detail::coop_proceed(cx)) return pending;
-  std::string& buffered = stream.m_buffered;
-  std::size_t searched = 0;
+  if (m_max == 0) return ReadUntilResult{std::string(), ReadUntilEnd::limit};  // full at once
+  std::unique_ptr<std::string>& buffered = stream.m_buffered;
+  std::size_t searched = 0;  // bytes of *buffered already known to hold no delimiter
+  std::size_t taken = 0;
   for (;;) {
-    const std::size_t window = std::min(buffered.size(), m_max);
-    const auto found = buffered.find(m_delimiter, searched);
-    if (found != std::string::npos && found < window) {
-      ReadUntilResult result{buffered.substr(0, found + 1), ReadUntilEnd::delimiter};
-      buffered.erase(0, found + 1);
-      return result;
+    if (buffered) {
+      if (auto line = split(*buffered, searched, taken)) {
+        buffered->erase(0, taken);
+        if (buffered->empty()) buffered.reset();
+        return std::move(*line);
+      }
+      searched = buffered->size();
     }
-    if (buffered.size() >= m_max) {
-      ReadUntilResult result{buffered.substr(0, m_max), ReadUntilEnd::limit};
-      buffered.erase(0, m_max);
-      return result;
-    }
-    searched = buffered.size();
-    // Read into the stack and keep only what arrived: a connection that waits for its line
-    // then holds no empty 4 KiB buffer (thousands of idle connections add up).
+    // Read into the stack and keep only what is left over: a connection that waits for its
+    // line then holds no empty 4 KiB buffer (thousands of idle connections add up).
     char chunk[k_read_chunk];
     ssize_t n;
     do {
       n = ::recv(fd, chunk, sizeof chunk, 0);
     } while (n < 0 && errno == EINTR);
     const int error = errno;
-    if (n > 0) buffered.append(chunk, static_cast<std::size_t>(n));
-    if (n == 0) return ReadUntilResult{std::exchange(buffered, {}), ReadUntilEnd::eof};
-    if (n < 0) {
-      if (!would_block(error)) throw detail::errno_error(error, "read");
-      break;
+    if (n > 0) {
+      const std::string_view got(chunk, static_cast<std::size_t>(n));
+      if (buffered) {
+        buffered->append(got);
+        continue;
+      }
+      // Nothing was buffered: a line that arrived whole is cut from the chunk, and only the
+      // bytes after it (a pipelining peer's next line) are kept.
+      if (auto line = split(got, 0, taken)) {
+        if (taken < got.size()) buffered = std::make_unique<std::string>(got.substr(taken));
+        return std::move(*line);
+      }
+      buffered = std::make_unique<std::string>(got);
+      searched = got.size();
+      continue;
     }
+    if (n == 0) {
+      ReadUntilResult rest{buffered ? std::move(*buffered) : std::string(), ReadUntilEnd::eof};
+      buffered.reset();
+      return rest;
+    }
+    if (!would_block(error)) throw detail::errno_error(error, "read");
+    break;
   }
   m_pending.wait(stream.source(), detail::IoSource::k_read, cx.waker());
   return pending;
