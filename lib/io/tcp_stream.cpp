@@ -251,10 +251,19 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
       }
       // Nothing was buffered: a line that arrived whole is cut from the chunk, and only the
       // bytes after it (a pipelining peer's next line) are kept.
-      if (auto line = split(got, 0, taken)) {
-        if (taken < got.size()) buffered = std::make_unique<std::string>(got.substr(taken));
-        return std::move(*line);
+      std::optional<ReadUntilResult> line;
+      try {
+        line = split(got, 0, taken);
+        if (line && taken < got.size()) {
+          buffered = std::make_unique<std::string>(got.substr(taken));
+        }
+      } catch (...) {
+        // Out of memory for the line or its leftovers: keep every byte this read took from
+        // the socket for the next read_until, unless this allocation fails too.
+        buffered = std::make_unique<std::string>(got);
+        throw;
       }
+      if (line) return std::move(*line);
       buffered = std::make_unique<std::string>(got);
       searched = got.size();
       continue;
