@@ -202,13 +202,15 @@ class TcpStream {
   /// The socket's registration with the current runtime's reactor, made at the first wait.
   detail::IoSource& source();
   int checked_fd(const char* operation) const;
+  /// Drops the first `n` bytes of the (non-null) buffer, and the buffer once it is empty.
+  void consume_buffered(std::size_t n) noexcept;
 
   int m_fd = -1;
   detail::IoSource* m_source = nullptr;
-  /// Bytes read past a delimiter by read_until, handed out first by the next read; null
-  /// when there are none, which is nearly always. A pointer rather than a string, so that
-  /// moving a stream (into a task's frame, out of an accept) copies no bytes, and a stream
-  /// costs 8 bytes for its buffer, not 32.
+  /// Bytes read past a delimiter by read_until, handed out first by the next read. Null when
+  /// there are none (nearly always), never an empty string. A pointer rather than a string,
+  /// so that moving a stream (into a task's frame, out of an accept) copies no bytes, and a
+  /// stream costs 8 bytes for its buffer, not 32.
   std::unique_ptr<std::string> m_buffered;
 };
 

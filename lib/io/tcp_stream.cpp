@@ -67,6 +67,11 @@ void TcpStream::close() noexcept {
   m_buffered.reset();
 }
 
+void TcpStream::consume_buffered(std::size_t n) noexcept {
+  m_buffered->erase(0, n);
+  if (m_buffered->empty()) m_buffered.reset();  // the invariant: null, or not empty
+}
+
 int TcpStream::checked_fd(const char* operation) const {
   if (m_fd < 0) {
     throw std::logic_error(std::string("weft: ") + operation + " on a closed TcpStream");
@@ -186,8 +191,7 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
     std::string& buffered = *stream.m_buffered;
     const std::size_t n = std::min(m_buffer.size(), buffered.size());
     std::memcpy(m_buffer.data(), buffered.data(), n);
-    buffered.erase(0, n);
-    if (buffered.empty()) stream.m_buffered.reset();
+    stream.consume_buffered(n);
     return n;
   }
   if (m_buffer.empty()) return std::size_t{0};
@@ -229,8 +233,7 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
   for (;;) {
     if (buffered) {
       if (auto line = split(*buffered, searched, taken)) {
-        buffered->erase(0, taken);
-        if (buffered->empty()) buffered.reset();
+        stream.consume_buffered(taken);
         return std::move(*line);
       }
       searched = buffered->size();
