@@ -19,8 +19,10 @@ std::atomic<std::size_t> g_fail_size{0};
 }  // namespace
 
 void* operator new(std::size_t size) {
-  // relaxed (both): the test arms the failure before the awaited read can run, on the
-  // thread that then polls it, and the exchange lets exactly one allocation take it.
+  // relaxed (both): the test's store is sequenced before the read's first poll, which
+  // co_await runs inline on the same thread; a later poll on another worker follows the
+  // task's hand-off through a run queue (release/acquire). The exchange lets exactly one
+  // allocation take the failure.
   std::size_t armed = g_fail_size.load(std::memory_order_relaxed);
   if (armed != 0 && armed == size &&
       g_fail_size.compare_exchange_strong(armed, 0, std::memory_order_relaxed,
@@ -86,7 +88,7 @@ Task<std::string> read_after_failure(TcpListener& listener, std::string sent,
   auto accepted = co_await listener.accept();
   co_await client.write_all(sent);
   std::string seen;
-  // relaxed: this thread polls the read below (see operator new).
+  // relaxed: the read below is first polled on this thread (see operator new).
   g_fail_size.store(fail_size, std::memory_order_relaxed);
   try {
     (void)co_await accepted.stream.read_until('\n', 1024);
