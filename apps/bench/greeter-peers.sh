@@ -125,14 +125,20 @@ throughput() {
   echo
   echo "Throughput, $CONNECTIONS clients, $DIALOGS dialogs, median of $ROUNDS rounds:"
   echo
-  echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio | per round vs epoll | per round vs Tokio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| server | dialogs/s | p99 (us) | server CPU-us/dialog | CPU vs epoll | CPU vs Tokio | per round vs epoll | per round vs Tokio | dialogs/s per round vs Tokio | p99 per round vs Tokio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   # The per-round columns: the median over rounds of the ratio within each round, where the
   # servers ran back to back. A spell of the machine that lasts a round cancels out of these.
   # A peer left out of SERVERS gets a dash.
-  per_round() {  # per_round SERVER PEER -> median of SERVER/PEER CPU ratios, round by round
+  # p99 is bimodal on the development machine: a run's p99 lands near one of two values,
+  # whatever the server, so the median p99s can set one server's low mode against another's
+  # high one. The per-round ratio compares runs made seconds apart.
+  per_round() {  # per_round SERVER PEER [COLUMN] -> median of SERVER/PEER ratios, round by
+    # round, of COLUMN (1 dialogs/s, 2 p99, 3 CPU per dialog; default 3)
     has_server "$2" || { echo "—"; return; }
-    paste -d' ' <(awk '{print $3}' "$results/$1") <(awk '{print $3}' "$results/$2") |
+    local column=${3:-3}
+    paste -d' ' <(awk -v c="$column" '{print $c}' "$results/$1") \
+      <(awk -v c="$column" '{print $c}' "$results/$2") |
       awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'
   }
   of_medians() {  # of_medians SERVER PEER -> the ratio of their median CPU per dialog
@@ -140,9 +146,11 @@ throughput() {
     awk -v a="${cpu[$1]}" -v b="${cpu[$2]}" 'BEGIN{printf "%.2f", a / b}'
   }
   for server in "${servers[@]}"; do
-    printf '| %s | %.0f | %.0f | %.1f | %s | %s | %s | %s |\n' "$server" "${rate[$server]}" \
-      "${p99[$server]}" "${cpu[$server]}" "$(of_medians "$server" epoll)" \
-      "$(of_medians "$server" tokio)" "$(per_round "$server" epoll)" "$(per_round "$server" tokio)"
+    printf '| %s | %.0f | %.0f | %.1f | %s | %s | %s | %s | %s | %s |\n' "$server" \
+      "${rate[$server]}" "${p99[$server]}" "${cpu[$server]}" "$(of_medians "$server" epoll)" \
+      "$(of_medians "$server" tokio)" "$(per_round "$server" epoll)" \
+      "$(per_round "$server" tokio)" "$(per_round "$server" tokio 1)" \
+      "$(per_round "$server" tokio 2)"
   done
 }
 
