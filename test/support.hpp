@@ -47,8 +47,11 @@ class Gate {
    public:
     explicit Wait(Gate& gate) : m_gate(gate) {}
     Poll<void> poll(Context& cx) {
-      m_gate.m_polls.fetch_add(1, std::memory_order_acq_rel);
       std::lock_guard lock(m_gate.m_mutex);
+      // Counted under the lock: a test that sees the count and then opens the gate (which
+      // takes the lock) opens it after this poll has decided, never between the count and
+      // the check, where the poll would see the gate open and the count would be one short.
+      m_gate.m_polls.fetch_add(1, std::memory_order_acq_rel);
       if (m_gate.m_open) return ready();
       m_gate.m_waker = cx.waker();
       return pending;
