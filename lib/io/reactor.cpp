@@ -23,8 +23,8 @@ Reactor::Reactor() {
     throw uv_error(rc, "uv_async_init");
   }
   m_timers.init(&m_loop);
-  m_ops.reserve(64);
-  m_draining.reserve(64);
+  m_ops.reserve(k_submit_drain_budget);
+  m_draining.reserve(k_submit_drain_budget);
 }
 
 Reactor::~Reactor() {
@@ -90,7 +90,7 @@ bool Reactor::try_take_token() noexcept {
          !m_driver.exchange(true, std::memory_order_seq_cst);
 }
 
-void Reactor::give_token_up() noexcept {
+void Reactor::give_token_up(std::size_t budget) noexcept {
   std::size_t releases = 0;
   for (;;) {
     // acquire: pairs with the release store in mark_runtime_stopped.
@@ -106,32 +106,76 @@ void Reactor::give_token_up() noexcept {
     m_driver.store(false, std::memory_order_seq_cst);
     // seq_cst: the load half of that pair; a submitter that failed to take the token pushed
     // its op before, so either we see it here or it took the token after our store.
-    if (!m_has_ops.load(std::memory_order_seq_cst) || !try_take_token()) break;
-    drain_ops();
+    if (!m_has_ops.load(std::memory_order_seq_cst)) break;
+    // A submitter whose budget is spent leaves the rest queued. Nobody sleeps in the loop
+    // (we held the token), so nobody needs waking: the next worker to park takes the token
+    // and drains before it sleeps, and a busy worker drains at its next loop turn, which
+    // is the bound readiness already has. Once the runtime has stopped nobody would.
+    // seq_cst: a Dekker pair with mark_runtime_stopped's store-then-take. Either we see the
+    // stop here (after giving the token up) and drain everything, or it takes the token.
+    if (m_runtime_stopped.load(std::memory_order_seq_cst)) budget = k_unbounded;
+    if (budget == 0) break;
+    if (!try_take_token()) break;
+    drain_ops(budget);
   }
   for (; releases != 0; --releases)
     release();
 }
 
-void Reactor::drain_ops() noexcept {
+bool Reactor::drain_ops(std::size_t& budget) noexcept {
   // seq_cst: pairs with the store in submit (see the invariants in the header).
-  if (!m_has_ops.load(std::memory_order_seq_cst)) return;
+  if (!m_has_ops.load(std::memory_order_seq_cst)) return true;
+  bool took_all;
   {
     std::lock_guard lock(m_ops_mutex);
-    std::swap(m_ops, m_draining);
-    // relaxed: under the mutex, which orders it with the next push.
-    m_has_ops.store(false, std::memory_order_relaxed);
+    took_all = m_ops.size() <= budget;
+    if (took_all) {
+      std::swap(m_ops, m_draining);
+    } else {
+      // The oldest first; the rest keep their order at the head of the queue. Both vectors
+      // hold at least k_submit_drain_budget ops (reserved, and swapping keeps capacities),
+      // so this copy does not allocate.
+      const auto taken = m_ops.begin() + static_cast<std::ptrdiff_t>(budget);
+      m_draining.assign(m_ops.begin(), taken);
+      m_ops.erase(m_ops.begin(), taken);
+    }
+    // relaxed: under the mutex, which orders it with the next push. Left true when ops stay
+    // queued; the holder that drains them sees it through the token (its acquire exchange).
+    m_has_ops.store(!took_all, std::memory_order_relaxed);
   }
+  if (budget != k_unbounded) budget -= m_draining.size();
   for (const Op& op : m_draining)
     op.apply(*this, op.target);
   m_draining.clear();
+  return took_all;
+}
+
+void Reactor::drain_ops() noexcept {
+  std::size_t unbounded = k_unbounded;
+  (void)drain_ops(unbounded);
 }
 
 void Reactor::submit(Op op) noexcept {
   if (try_take_token()) {
-    drain_ops();  // earlier ops first: they may concern the same handle
-    op.apply(*this, op.target);
-    give_token_up();
+    // Earlier ops first: they may concern the same handle. A task's poll applies at most
+    // k_submit_drain_budget of them (docs/design.md, "How tasks change the loop").
+    std::size_t budget = k_submit_drain_budget;
+    if (drain_ops(budget)) {
+      op.apply(*this, op.target);
+      give_token_up(budget);
+      return;
+    }
+    // Ops older than ours stay queued, so ours joins them, and the holder that applies it
+    // may release the last reference meanwhile: keep one of our own, as below.
+    retain();
+    {
+      std::lock_guard lock(m_ops_mutex);
+      m_ops.push_back(op);
+      // relaxed: already true (drain_ops left ops queued), under the mutex.
+      m_has_ops.store(true, std::memory_order_relaxed);
+    }
+    give_token_up(0);
+    release();
     return;
   }
   // Once queued, the op (and the reference its target holds) is the holder's to apply and
@@ -203,8 +247,10 @@ void Reactor::wake_loop() noexcept {
 }
 
 void Reactor::mark_runtime_stopped() noexcept {
-  // release: pairs with the acquire load in give_token_up.
-  m_runtime_stopped.store(true, std::memory_order_release);
+  // seq_cst: pairs with the acquire load at the top of give_token_up, and is the store half
+  // of the Dekker pair with its seq_cst load after the token is given up (the take below
+  // is the load half).
+  m_runtime_stopped.store(true, std::memory_order_seq_cst);
   // Run the loop once now, so handles closed during the last polls finish closing.
   if (try_take_token()) {
     drain_ops();

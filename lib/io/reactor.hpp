@@ -11,12 +11,19 @@
 //   earlier deadline, close a handle) submits an Op. If the token is free it applies the op
 //   at once, on its own thread; otherwise it queues the op and, when the holder sleeps in
 //   epoll_wait, wakes it.
-//   The holder applies queued ops before it sleeps and before it gives the token up.
+//   The holder applies queued ops before it sleeps and before it gives the token up; a
+//   submitter applies at most k_submit_drain_budget of them and leaves the rest, with its
+//   own op behind them, to the next worker that parks or takes a loop turn.
 //
 // Invariants
 // - m_driver is the token: exchange(true) takes it, store(false) gives it up. The loop, every
 //   uv handle and m_deferred_releases are touched only by the token's holder.
-// - Ops apply in submission order: the queue is drained before an op is applied directly.
+// - Ops apply in submission order: the queue is drained before an op is applied directly,
+//   and a partial drain takes the oldest ops and leaves the rest at the head of the queue.
+// - Ops left queued by a submitter whose budget is spent are not stranded while the runtime
+//   runs: every worker either takes a loop turn within Worker::k_inject_interval ticks or
+//   parks, and parking takes the token and drains. After mark_runtime_stopped nobody would,
+//   so budgets no longer apply.
 // - No op is stranded: a submitter queues, then tries to take the token; a holder gives the
 //   token up, then looks at the queue (seq_cst on both sides, a Dekker pair), so one of them
 //   sees the other and drains.
@@ -60,6 +67,10 @@ class Reactor {
     void (*apply)(Reactor& reactor, void* target);
     void* target;
   };
+
+  /// How many queued ops one submit applies before it leaves the rest to the loop's next
+  /// driver. Unbounded, one task's poll applied thousands under a connect storm (20–64 ms).
+  static constexpr std::size_t k_submit_drain_budget = 64;
 
   Reactor();
   Reactor(const Reactor&) = delete;
@@ -113,9 +124,15 @@ class Reactor {
  private:
   ~Reactor();
 
+  static constexpr std::size_t k_unbounded = static_cast<std::size_t>(-1);
+
   bool try_take_token() noexcept;
-  /// Gives the token up, then drains whatever was queued meanwhile (see the invariants).
-  void give_token_up() noexcept;
+  /// Gives the token up, then drains whatever was queued meanwhile (see the invariants),
+  /// applying at most `budget` more ops unless the runtime has stopped.
+  void give_token_up(std::size_t budget = k_unbounded) noexcept;
+  /// Token holder: applies the queued ops in order, at most `budget` of them (reduced by
+  /// the number applied). Returns false when ops that were queued stay queued.
+  bool drain_ops(std::size_t& budget) noexcept;
   void drain_ops() noexcept;
   void settle_deferred_releases() noexcept;
 

@@ -1,0 +1,119 @@
+// The reactor's op queue: a submitter that finds the driver token free applies the ops queued
+// before its own, but at most Reactor::k_submit_drain_budget of them, so that one task's poll
+// never applies thousands; the rest stay queued, in order, for the loop's next driver.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstddef>
+#include <thread>
+#include <vector>
+
+#include "io/reactor.hpp"
+
+using weft::detail::Reactor;
+
+namespace {
+
+constexpr std::size_t k_queued = 1'000;
+
+/// Ops that record their index when applied. Only the token's holder applies ops, one at a
+/// time, so `applied` needs no lock; the test reads it after joining the thread that applied
+/// them, or on the thread that did.
+struct Recorder {
+  struct Entry {
+    Recorder* recorder;
+    std::size_t index;
+  };
+  std::vector<std::size_t> applied;
+  std::vector<Entry> entries;
+
+  explicit Recorder(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i)
+      entries.push_back({this, i});
+    applied.reserve(count);
+  }
+
+  Reactor::Op op(std::size_t index) {
+    return {[](Reactor&, void* target) noexcept {
+              auto* entry = static_cast<Entry*>(target);
+              entry->recorder->applied.push_back(entry->index);
+            },
+            &entries[index]};
+  }
+};
+
+/// An op that holds the token until released, so that other submits must queue.
+struct Blocker {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> released{false};
+
+  Reactor::Op op() {
+    return {[](Reactor&, void* target) noexcept {
+              auto* self = static_cast<Blocker*>(target);
+              // release/acquire: pair with the test's load of `entered` and its store of
+              // `released`.
+              self->entered.store(true, std::memory_order_release);
+              while (!self->released.load(std::memory_order_acquire))
+                std::this_thread::yield();
+            },
+            this};
+  }
+};
+
+/// Queues k_queued recording ops behind a blocker held by another thread, then lets that
+/// thread's submit finish. Returns with the blocker's thread joined.
+void queue_behind_a_blocker(Reactor& reactor, Recorder& recorder) {
+  Blocker blocker;
+  std::thread holder([&] { reactor.submit(blocker.op()); });
+  while (!blocker.entered.load(std::memory_order_acquire))
+    std::this_thread::yield();
+  for (std::size_t i = 0; i < k_queued; ++i)
+    reactor.submit(recorder.op(i));
+  REQUIRE(recorder.applied.empty());  // the token was held throughout
+  blocker.released.store(true, std::memory_order_release);
+  holder.join();
+}
+
+bool in_submission_order(const std::vector<std::size_t>& applied) {
+  for (std::size_t i = 0; i < applied.size(); ++i)
+    if (applied[i] != i) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_SUITE("reactor") {
+  TEST_CASE("a submit applies at most its budget of queued ops and the loop's turn the rest") {
+    auto* reactor = new Reactor();
+    Recorder recorder(k_queued + 1);
+
+    queue_behind_a_blocker(*reactor, recorder);
+    // The blocker's submit gave the token up with ops queued: it drained one budget's worth.
+    CHECK(recorder.applied.size() == Reactor::k_submit_drain_budget);
+
+    // A later submit takes the token, drains one more budget's worth and, with older ops
+    // still queued, queues its own op behind them instead of applying it first.
+    reactor->submit(recorder.op(k_queued));
+    CHECK(recorder.applied.size() == 2 * Reactor::k_submit_drain_budget);
+
+    // A worker's loop turn drains everything left, its own op last.
+    reactor->poll_without_blocking();
+    CHECK(recorder.applied.size() == k_queued + 1);
+    CHECK(in_submission_order(recorder.applied));
+
+    reactor->release();
+  }
+
+  TEST_CASE("after the runtime stopped a submit drains every queued op") {
+    auto* reactor = new Reactor();
+    Recorder recorder(k_queued);
+    reactor->mark_runtime_stopped();
+
+    queue_behind_a_blocker(*reactor, recorder);
+    // No worker will take a loop turn any more, so the budget no longer applies.
+    CHECK(recorder.applied.size() == k_queued);
+    CHECK(in_submission_order(recorder.applied));
+
+    reactor->release();
+  }
+}
