@@ -158,7 +158,7 @@ void Reactor::drain_ops() noexcept {
 void Reactor::submit(Op op) noexcept {
   if (try_take_token()) {
     // Earlier ops first: they may concern the same handle. A task's poll applies at most
-    // k_submit_drain_budget of them (docs/design.md, "How tasks change the loop").
+    // k_submit_drain_budget of them (docs/design.md, "A submitter's drain is bounded").
     std::size_t budget = k_submit_drain_budget;
     if (drain_ops(budget)) {
       op.apply(*this, op.target);

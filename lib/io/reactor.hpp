@@ -69,7 +69,7 @@ class Reactor {
   };
 
   /// How many queued ops one submit applies before it leaves the rest to the loop's next
-  /// driver. Unbounded, one task's poll applied thousands under a connect storm (20–64 ms).
+  /// driver. Unbounded, one task's poll applied thousands under a connect storm (10–64 ms).
   static constexpr std::size_t k_submit_drain_budget = 64;
 
   Reactor();
