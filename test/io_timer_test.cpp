@@ -145,6 +145,23 @@ Task<Clock::duration> move_pending(Clock::duration duration) {
   co_return Clock::now() - start;
 }
 
+/// A waker that appends its index to `order` when woken; every copy shares the same data.
+struct OrderWaker {
+  std::vector<int>* order;
+  int index;
+
+  Waker waker() const noexcept { return Waker(this, &k_vtable); }
+
+ private:
+  static void wake(const void* data) noexcept {
+    const auto* self = static_cast<const OrderWaker*>(data);
+    self->order->push_back(self->index);
+  }
+  static const void* clone(const void* data) noexcept { return data; }
+  static void drop(const void*) noexcept {}
+  static constexpr WakerVTable k_vtable{&clone, &wake, &wake, &drop};
+};
+
 }  // namespace
 
 TEST_SUITE("timer") {
@@ -329,5 +346,41 @@ TEST_SUITE("timer") {
     auto timer = runtime.spawn(set_after(5ms, fired));
     timer.join();
     CHECK(spinner.join());  // saw the timer's flag while spinning, not after giving up
+  }
+
+  TEST_CASE("the timer queue fires in deadline order after removals from its middle") {
+    // The queue by hand, on a reactor of its own and on this thread: 1,000 nodes, all due,
+    // inserted in a shuffled order; every third is removed (most from inside the heap), and
+    // one loop turn must fire the rest, earliest first, and none of the removed.
+    constexpr int k_nodes = 1'000;
+    auto* reactor = new weft::detail::Reactor();
+    weft::detail::TimerQueue& queue = reactor->timers();
+    std::vector<weft::detail::TimerNode> nodes(k_nodes);
+    std::vector<OrderWaker> wakers;
+    std::vector<int> order;
+    const auto base = Clock::now() - 1s;  // all due
+    for (int i = 0; i < k_nodes; ++i)
+      wakers.push_back({&order, i});
+    for (int step = 0; step < k_nodes; ++step) {
+      const int i = (step * 7919) % k_nodes;                    // a shuffled order of insertion
+      nodes[i].deadline = base + std::chrono::microseconds(i);  // node i is the i-th due
+      queue.insert(nodes[i], wakers[i].waker());
+    }
+    std::vector<int> expected;
+    for (int step = 0; step < k_nodes; ++step) {
+      const int i = (step * 4513) % k_nodes;  // removals in another shuffled order
+      if (i % 3 == 0) queue.remove(nodes[i]);
+    }
+    for (int i = 0; i < k_nodes; ++i)
+      if (i % 3 != 0) expected.push_back(i);
+    CHECK(queue.size() == expected.size());
+
+    reactor->poll_without_blocking();
+    CHECK(order == expected);
+    CHECK(queue.size() == 0);
+
+    for (int i : expected)
+      queue.remove(nodes[i]);  // gives each node's reactor reference back, as ~Sleep does
+    reactor->release();
   }
 }
