@@ -1,5 +1,6 @@
 #include "io/timer_queue.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -85,7 +86,7 @@ void TimerQueue::relocate(TimerNode& from, TimerNode& to) noexcept {
     to.deadline = from.deadline;
     to.heap_index = std::exchange(from.heap_index, TimerNode::k_not_queued);
     to.waker.swap(from.waker);  // `to` was not registered, so its waker was empty
-    if (to.heap_index != TimerNode::k_not_queued) m_heap[to.heap_index] = &to;
+    if (to.heap_index != TimerNode::k_not_queued) m_heap[to.heap_index].node = &to;
   }
   to.queue = std::exchange(from.queue, nullptr);  // the reactor reference moves with it
 }
@@ -101,7 +102,7 @@ void TimerQueue::apply_arm(Reactor& reactor, void* self_ptr) noexcept {
   {
     std::lock_guard lock(self->m_lock);
     self->m_arm_queued = false;
-    earliest = self->m_heap.empty() ? Clock::time_point::max() : self->m_heap.front()->deadline;
+    earliest = self->m_heap.empty() ? Clock::time_point::max() : self->m_heap.front().deadline;
     self->m_armed_for = earliest;
   }
   self->arm_handle(earliest);
@@ -141,14 +142,14 @@ void TimerQueue::on_timer(uv_timer_t* handle) noexcept {
     {
       std::lock_guard lock(self->m_lock);
       const Clock::time_point now = Clock::now();
-      while (!self->m_heap.empty() && self->m_heap.front()->deadline <= now &&
+      while (!self->m_heap.empty() && self->m_heap.front().deadline <= now &&
              count < k_fire_batch) {
-        TimerNode* node = self->m_heap.front();
+        TimerNode* node = self->m_heap.front().node;
         self->erase_locked(0);
         fired[count++].emplace(std::move(node->waker));
       }
-      more = !self->m_heap.empty() && self->m_heap.front()->deadline <= now;
-      next = self->m_heap.empty() ? Clock::time_point::max() : self->m_heap.front()->deadline;
+      more = !self->m_heap.empty() && self->m_heap.front().deadline <= now;
+      next = self->m_heap.empty() ? Clock::time_point::max() : self->m_heap.front().deadline;
       if (!more) self->m_armed_for = next;  // armed below
     }
     for (std::size_t i = 0; i < count; ++i) {
@@ -164,22 +165,20 @@ void TimerQueue::on_timer(uv_timer_t* handle) noexcept {
 }
 
 bool TimerQueue::push_locked(TimerNode& node) {
-  m_heap.push_back(&node);
-  node.heap_index = static_cast<std::uint32_t>(m_heap.size() - 1);
-  sift_up(node.heap_index);
-  if (m_heap.front() != &node || node.deadline >= m_armed_for || m_arm_queued) return false;
+  m_heap.push_back({node.deadline, &node});
+  sift_up(m_heap.size() - 1);
+  if (m_heap.front().node != &node || node.deadline >= m_armed_for || m_arm_queued) return false;
   m_arm_queued = true;
   return true;
 }
 
 void TimerQueue::erase_locked(std::size_t index) noexcept {
-  TimerNode* node = m_heap[index];
-  TimerNode* last = m_heap.back();
+  m_heap[index].node->heap_index = TimerNode::k_not_queued;
+  const Slot last = m_heap.back();
   m_heap.pop_back();
-  node->heap_index = TimerNode::k_not_queued;
   if (index == m_heap.size()) return;  // it was the last one
-  place(index, last);
-  if (index > 0 && last->deadline < m_heap[(index - 1) / 2]->deadline) {
+  m_heap[index] = last;
+  if (index > 0 && last.deadline < m_heap[(index - 1) / k_arity].deadline) {
     sift_up(index);
   } else {
     sift_down(index);
@@ -187,33 +186,37 @@ void TimerQueue::erase_locked(std::size_t index) noexcept {
 }
 
 void TimerQueue::sift_up(std::size_t index) noexcept {
-  TimerNode* node = m_heap[index];
+  const Slot moving = m_heap[index];
   while (index > 0) {
-    const std::size_t parent = (index - 1) / 2;
-    if (m_heap[parent]->deadline <= node->deadline) break;
+    const std::size_t parent = (index - 1) / k_arity;
+    if (m_heap[parent].deadline <= moving.deadline) break;
     place(index, m_heap[parent]);
     index = parent;
   }
-  place(index, node);
+  place(index, moving);
 }
 
 void TimerQueue::sift_down(std::size_t index) noexcept {
-  TimerNode* node = m_heap[index];
+  const Slot moving = m_heap[index];
   const std::size_t size = m_heap.size();
   for (;;) {
-    std::size_t child = 2 * index + 1;
-    if (child >= size) break;
-    if (child + 1 < size && m_heap[child + 1]->deadline < m_heap[child]->deadline) ++child;
-    if (node->deadline <= m_heap[child]->deadline) break;
-    place(index, m_heap[child]);
-    index = child;
+    const std::size_t first = k_arity * index + 1;
+    if (first >= size) break;
+    const std::size_t end = std::min(first + k_arity, size);
+    std::size_t earliest = first;
+    for (std::size_t child = first + 1; child < end; ++child) {
+      if (m_heap[child].deadline < m_heap[earliest].deadline) earliest = child;
+    }
+    if (moving.deadline <= m_heap[earliest].deadline) break;
+    place(index, m_heap[earliest]);
+    index = earliest;
   }
-  place(index, node);
+  place(index, moving);
 }
 
-void TimerQueue::place(std::size_t index, TimerNode* node) noexcept {
-  m_heap[index] = node;
-  node->heap_index = static_cast<std::uint32_t>(index);
+void TimerQueue::place(std::size_t index, const Slot& slot) noexcept {
+  m_heap[index] = slot;
+  slot.node->heap_index = static_cast<std::uint32_t>(index);
 }
 
 }  // namespace weft::detail
