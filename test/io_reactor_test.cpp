@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/reactor.hpp"
+#include "support.hpp"
 
 using weft::detail::Reactor;
 
@@ -65,13 +66,20 @@ struct Blocker {
 void queue_behind_a_blocker(Reactor& reactor, Recorder& recorder) {
   Blocker blocker;
   std::thread holder([&] { reactor.submit(blocker.op()); });
-  while (!blocker.entered.load(std::memory_order_acquire))
-    std::this_thread::yield();
-  for (std::size_t i = 0; i < k_queued; ++i)
-    reactor.submit(recorder.op(i));
-  REQUIRE(recorder.applied.empty());  // the token was held throughout
+  // acquire: pairs with the blocker's release store of `entered`.
+  const bool entered =
+      weft::test::eventually([&] { return blocker.entered.load(std::memory_order_acquire); });
+  bool applied_while_held = false;
+  if (entered) {
+    for (std::size_t i = 0; i < k_queued; ++i)
+      reactor.submit(recorder.op(i));
+    applied_while_held = !recorder.applied.empty();
+  }
+  // Released before any check, so that a failing one does not leave the holder spinning.
   blocker.released.store(true, std::memory_order_release);
   holder.join();
+  REQUIRE(entered);
+  REQUIRE_FALSE(applied_while_held);  // the token was held throughout
 }
 
 bool in_submission_order(const std::vector<std::size_t>& applied) {

@@ -155,6 +155,13 @@ void Reactor::drain_ops() noexcept {
   (void)drain_ops(unbounded);
 }
 
+void Reactor::enqueue(Op op) noexcept {
+  std::lock_guard lock(m_ops_mutex);
+  m_ops.push_back(op);
+  // seq_cst: the store half of both Dekker pairs (with give_token_up and park_in_loop).
+  m_has_ops.store(true, std::memory_order_seq_cst);
+}
+
 void Reactor::submit(Op op) noexcept {
   if (try_take_token()) {
     // Earlier ops first: they may concern the same handle. A task's poll applies at most
@@ -168,12 +175,7 @@ void Reactor::submit(Op op) noexcept {
     // Ops older than ours stay queued, so ours joins them, and the holder that applies it
     // may release the last reference meanwhile: keep one of our own, as below.
     retain();
-    {
-      std::lock_guard lock(m_ops_mutex);
-      m_ops.push_back(op);
-      // relaxed: already true (drain_ops left ops queued), under the mutex.
-      m_has_ops.store(true, std::memory_order_relaxed);
-    }
+    enqueue(op);
     give_token_up(0);
     release();
     return;
@@ -182,13 +184,8 @@ void Reactor::submit(Op op) noexcept {
   // release; hold a reference of our own for the rest of this call, or the holder could free
   // the reactor under us (a socket closed after its runtime is gone holds the last one).
   retain();
-  {
-    std::lock_guard lock(m_ops_mutex);
-    m_ops.push_back(op);
-    // seq_cst: the store half of both Dekker pairs (with give_token_up and park_in_loop).
-    m_has_ops.store(true, std::memory_order_seq_cst);
-  }
-  // seq_cst: read after the store above; if the holder sleeps in epoll_wait, wake it.
+  enqueue(op);
+  // seq_cst: read after enqueue's store; if the holder sleeps in epoll_wait, wake it.
   if (m_blocking.load(std::memory_order_seq_cst)) wake_loop();
   if (try_take_token()) {
     drain_ops();

@@ -134,6 +134,8 @@ class Reactor {
   /// the number applied). Returns false when ops that were queued stay queued.
   bool drain_ops(std::size_t& budget) noexcept;
   void drain_ops() noexcept;
+  /// Any thread: appends `op` to the queue (under m_ops_mutex) and raises m_has_ops.
+  void enqueue(Op op) noexcept;
   void settle_deferred_releases() noexcept;
 
   uv_loop_t m_loop;
