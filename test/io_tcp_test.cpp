@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -331,6 +333,58 @@ TEST_SUITE("tcp") {
       co_return reply;
     };
     CHECK(runtime.block_on(body(listener)) == "got Ferris\n");
+  }
+
+  TEST_CASE("write_all_and_shutdown_write sends the last bytes and the FIN in one segment") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    struct Outcome {
+      std::string received;
+      unsigned segments = 0;  // sent by the server for the call, retransmissions not counted
+    };
+    auto body = [](TcpListener& l) -> Task<Outcome> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      auto sent = [&accepted] {
+        tcp_info info{};
+        socklen_t size = sizeof info;
+        if (::getsockopt(accepted.stream.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) !=
+            0) {
+          throw std::system_error(errno, std::generic_category(), "TCP_INFO");
+        }
+        return info.tcpi_segs_out - info.tcpi_total_retrans;
+      };
+      const unsigned before = sent();
+      co_await accepted.stream.write_all_and_shutdown_write("Thanks for dialing in, Ferris!\n");
+      Outcome outcome;
+      outcome.received = co_await read_all(client);  // ends at the FIN
+      outcome.segments = sent() - before;
+      co_return outcome;
+    };
+    const Outcome outcome = runtime.block_on(body(listener));
+    CHECK(outcome.received == "Thanks for dialing in, Ferris!\n");
+    CHECK(outcome.segments == 1);  // write_all and shutdown_write send two
+  }
+
+  TEST_CASE("write_all_and_shutdown_write delivers more than a send buffer, then end of stream") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<bool> {
+      auto client = co_await TcpStream::connect(l.local_addr());
+      auto accepted = co_await l.accept();
+      int small = 4096;  // the kernel doubles it and rounds up; far below the payload either way
+      ::setsockopt(accepted.stream.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+      std::string payload(4 * 1024 * 1024, '\0');
+      for (std::size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<char>(i * 7 + 1);
+      auto writer = spawn([](TcpStream& stream, const std::string& bytes) -> Task<void> {
+        co_await stream.write_all_and_shutdown_write(bytes);
+      }(accepted.stream, payload));
+      const std::string received = co_await read_all(client);
+      co_await writer;
+      co_return received == payload;
+    };
+    CHECK(runtime.block_on(body(listener)));
   }
 
   TEST_CASE("tcp_write_to_reset_peer: writing to a reset peer throws, it never kills") {

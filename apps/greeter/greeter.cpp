@@ -80,10 +80,15 @@ class Slot {
 // 80-byte task prefix) to every waiting connection, 576 bytes where the select costs 200.
 
 /// Writes `bytes` within `limit`, so that a client that never reads cannot pin the dialog.
+/// The dialog's last write shuts the write side down with it: its FIN leaves in the reply's
+/// segment, which saves a segment per dialog and the retransmission a client slow to ACK a
+/// lone FIN would set off (docs/benchmarks.md).
 weft::Task<void> send(weft::TcpStream& stream, std::string_view bytes,
-                      std::chrono::milliseconds limit) {
-  co_await weft::timeout(limit, stream.write_all(bytes));
+                      std::chrono::milliseconds limit,
+                      weft::WriteAllFuture::Then then = weft::WriteAllFuture::Then::nothing) {
+  co_await weft::timeout(limit, weft::WriteAllFuture(stream, bytes, then));
 }
+constexpr auto k_last = weft::WriteAllFuture::Then::shutdown_write;
 
 /// Replies to a name line: thanks, or a short error for a line over the cap.
 weft::Task<void> answer(weft::TcpStream& stream, weft::ReadUntilResult line, const Config& config,
@@ -99,12 +104,12 @@ weft::Task<void> answer(weft::TcpStream& stream, weft::ReadUntilResult line, con
     stats.too_long.fetch_add(1, std::memory_order_relaxed);
     reply =
         "Your name is too long (at most " + std::to_string(config.max_name_bytes) + " bytes).\n";
-    co_await send(stream, reply, config.read_timeout);
+    co_await send(stream, reply, config.read_timeout, k_last);
     co_return;
   }
   const std::string name = clean_name(name_bytes);
   reply = config.reply ? config.reply(name) : thanks(name);
-  co_await send(stream, reply, config.read_timeout);
+  co_await send(stream, reply, config.read_timeout, k_last);
   stats.greeted.fetch_add(1, std::memory_order_relaxed);
 }
 

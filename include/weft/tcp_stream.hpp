@@ -11,7 +11,7 @@
 //   task). The stream must outlive its pending futures and must not be moved while one is
 //   pending. Dropping a pending future cancels it: nothing was consumed or is lost, except
 //   that write_all may have written a prefix.
-// - Buffers passed to read() and write_all() must stay valid until the future completes or is
+// - Buffers passed to read() and the writes must stay valid until the future completes or is
 //   dropped.
 // - The stream closes on destruction (or close()). Closing waits for nothing; the descriptor
 //   is released once the reactor has stopped watching it, so its number is never reused while
@@ -125,14 +125,17 @@ class [[nodiscard]] ReadUntilFuture {
 class [[nodiscard]] WriteAllFuture {
  public:
   using Output = void;
-  WriteAllFuture(TcpStream& stream, std::string_view bytes) noexcept
-      : m_stream(&stream), m_bytes(bytes) {}
+  /// What the future does once every byte is written.
+  enum class Then : bool { nothing, shutdown_write };
+  WriteAllFuture(TcpStream& stream, std::string_view bytes, Then then = Then::nothing) noexcept
+      : m_stream(&stream), m_bytes(bytes), m_then(then) {}
   Poll<void> poll(Context& cx);
 
  private:
   TcpStream* m_stream;
   std::string_view m_bytes;
   detail::PendingIo m_pending;
+  Then m_then;
 };
 
 class TcpStream {
@@ -179,6 +182,15 @@ class TcpStream {
   }
   /// Writes every byte, waiting while the socket's send buffer is full.
   WriteAllFuture write_all(std::string_view bytes) noexcept { return WriteAllFuture(*this, bytes); }
+  /// Writes every byte and then sends FIN, as write_all and shutdown_write would, except that
+  /// the last bytes and the FIN leave in one segment: the kernel holds the tail back until
+  /// the shutdown. For a server's last reply before it closes, that is one segment fewer for
+  /// both ends to process, and the peer's delayed ACK of a lone FIN no longer sets off a
+  /// retransmission. Throws as either call does; dropped before it completes, it leaves the
+  /// write side open and the held bytes are sent by close() (or a later write).
+  WriteAllFuture write_all_and_shutdown_write(std::string_view bytes) noexcept {
+    return WriteAllFuture(*this, bytes, WriteAllFuture::Then::shutdown_write);
+  }
 
   /// Sends FIN: the peer reads end of stream, and this side can still read.
   void shutdown_write();

@@ -290,8 +290,12 @@ Poll<void> WriteAllFuture::poll(Context& cx) {
   TcpStream& stream = *m_stream;
   const int fd = stream.checked_fd("write_all");
   if (!detail::coop_proceed(cx)) return pending;  // a socket that is always writable
+  // With a shutdown to follow, MSG_MORE keeps the last partial segment in the send queue
+  // (full ones still go), and shutdown(2) sets FIN on that queued segment and sends it.
+  const bool shutdown_after = m_then == Then::shutdown_write;
+  const int flags = MSG_NOSIGNAL | (shutdown_after ? MSG_MORE : 0);
   while (!m_bytes.empty()) {
-    const ssize_t n = ::send(fd, m_bytes.data(), m_bytes.size(), MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd, m_bytes.data(), m_bytes.size(), flags);
     if (n >= 0) {
       m_bytes.remove_prefix(static_cast<std::size_t>(n));
       continue;
@@ -301,6 +305,7 @@ Poll<void> WriteAllFuture::poll(Context& cx) {
     m_pending.wait(stream.source(), detail::IoSource::k_write, cx.waker());
     return pending;
   }
+  if (shutdown_after) stream.shutdown_write();
   return ready();
 }
 
