@@ -15,6 +15,9 @@
 #   THREADS      server threads; default 2
 #   CONNECTIONS  concurrent clients; default 100
 #   DIALOGS      dialogs per measured run; default 30000
+#   SOURCE_ADDRESSES  the load's source addresses (weft-load --source-addresses); default 1.
+#                4 for CONNECTIONS=10000, as the scaling table uses, so that TIME_WAIT
+#                cannot run a run out of (source, destination) pairs
 #   ANCHORS      where the peers are (built with shared/anchors/build when missing)
 set -euo pipefail
 
@@ -22,6 +25,7 @@ PAIRS=${PAIRS:-8}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-100}
 DIALOGS=${DIALOGS:-30000}
+SOURCE_ADDRESSES=${SOURCE_ADDRESSES:-1}
 ANCHORS=${ANCHORS:-/tmp/weft-anchors}
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
@@ -83,7 +87,8 @@ measure() {  # measure NAME: sets `measured` to "user sys total syscalls switche
     perf_pid=$!
     sleep 0.2  # perf attaches before the measured run starts
   fi
-  "$load" --port "$port" -c "$CONNECTIONS" -n "$DIALOGS" --threads "$THREADS" >/dev/null ||
+  "$load" --port "$port" -c "$CONNECTIONS" -n "$DIALOGS" --threads "$THREADS" \
+    --source-addresses "$SOURCE_ADDRESSES" --timeout 60s >/dev/null ||
     { echo "greeter-pairs: $name failed dialogs" >&2; exit 1; }
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$server_pid/stat")
   if ((has_perf)); then
@@ -109,7 +114,7 @@ median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v
 names=(weft)
 [[ -n $other ]] && names+=(other)
 names+=(epoll)
-echo "Command: \`PAIRS=$PAIRS THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS $(printf '%q' "$0") $*\` at $(git -C "$repo" rev-parse --short HEAD), $(nproc) cores."
+echo "Command: \`PAIRS=$PAIRS THREADS=$THREADS CONNECTIONS=$CONNECTIONS DIALOGS=$DIALOGS SOURCE_ADDRESSES=$SOURCE_ADDRESSES $(printf '%q' "$0") $*\` at $(git -C "$repo" rev-parse --short HEAD), $(nproc) cores."
 [[ -n $other ]] && echo "other: $other"
 echo
 echo "| pair | server | user (us) | sys (us) | CPU-us/dialog | system calls | context switches | vs epoll |"
