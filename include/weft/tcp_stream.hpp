@@ -10,7 +10,7 @@
 // - At most one read and one write may be pending at a time (one reader task, one writer
 //   task). The stream must outlive its pending futures and must not be moved while one is
 //   pending. Dropping a pending future cancels it: nothing was consumed or is lost, except
-//   that write_all may have written a prefix.
+//   that a write may have written a prefix.
 // - Buffers passed to read() and the writes must stay valid until the future completes or is
 //   dropped.
 // - The stream closes on destruction (or close()). Closing waits for nothing; the descriptor
