@@ -1,6 +1,9 @@
 // The stall detector: a poll that holds its worker past the threshold is reported once, with
 // the task's spawn site and worker, while the other workers go on; yielding tasks are not.
+// The report says how the worker's thread spent the stall: running, asleep, or waiting for a
+// core.
 #include <doctest/doctest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -40,9 +43,80 @@ class StallLog {
   std::atomic<std::size_t> m_count{0};
 };
 
+/// A task that holds its worker until the stall is reported (bounded), doing `each` in a loop.
+template <class Body>
+Task<void> hold_until_reported(const StallLog& log, Body each) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (log.count() == 0 && std::chrono::steady_clock::now() < deadline)
+    each();
+  co_return;
+}
+
+/// The report of one stall of `body`, held until reported, on a two-worker runtime.
+template <class Body>
+StallReport report_of_stall(Body body) {
+  StallLog log;
+  Runtime runtime(RuntimeOptions{.workers = 2, .stall_threshold = 80ms, .on_stall = log.hook()});
+  runtime.spawn(hold_until_reported(log, std::move(body))).join();
+  const std::vector<StallReport> reports = log.reports();
+  REQUIRE(reports.size() == 1);
+  const StallReport& report = reports[0];
+  // The account covers the watched part of the stall, and its parts add up to it.
+  REQUIRE(report.observed_for > 0ns);
+  CHECK(report.observed_for <= report.stalled_for);
+  CHECK(report.on_cpu + report.asleep + report.waiting_for_cpu == report.observed_for);
+  return report;
+}
+
 }  // namespace
 
 TEST_SUITE("stall") {
+  TEST_CASE("a stall in a blocking call is accounted as time asleep") {
+    const StallReport report =
+        report_of_stall([] { std::this_thread::sleep_for(2ms); });  // the blocking call
+    CHECK(report.asleep >= report.observed_for / 2);
+    CHECK(report.on_cpu < report.observed_for / 4);
+  }
+
+  TEST_CASE("a stall that computes is accounted as running or waiting for a core, never asleep") {
+    const StallReport report = report_of_stall([] {});
+    CHECK(report.asleep <= report.observed_for / 4);
+    CHECK(report.on_cpu > 0ns);
+  }
+
+  TEST_CASE("a stall whose thread shares its core with another is accounted as waiting") {
+    // The worker and a spinning thread are pinned to one CPU, so each runs about half the
+    // time and waits for the core the other half.
+    StallLog log;
+    Runtime runtime(RuntimeOptions{.workers = 2, .stall_threshold = 80ms, .on_stall = log.hook()});
+    auto shared_core = [&]() -> Task<void> {
+      cpu_set_t before;
+      REQUIRE(::sched_getaffinity(0, sizeof before, &before) == 0);
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(::sched_getcpu(), &one);
+      REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+      std::atomic<bool> rival_pinned{false};
+      std::thread rival([&] {
+        // relaxed: read after the join.
+        rival_pinned.store(::sched_setaffinity(0, sizeof one, &one) == 0,
+                           std::memory_order_relaxed);
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (log.count() == 0 && std::chrono::steady_clock::now() < deadline) {
+        }
+      });
+      co_await hold_until_reported(log, [] {});
+      rival.join();
+      CHECK(rival_pinned.load(std::memory_order_relaxed));  // relaxed: after the join
+      REQUIRE(::sched_setaffinity(0, sizeof before, &before) == 0);
+    };
+    runtime.spawn(shared_core()).join();
+    const std::vector<StallReport> reports = log.reports();
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].waiting_for_cpu >= reports[0].observed_for / 5);
+    CHECK(reports[0].asleep <= reports[0].observed_for / 4);
+  }
+
   TEST_CASE("a stall that begins after the runtime sat idle is still reported") {
     // While every worker is idle the detector checks less often (up to once a threshold);
     // the first poll that then holds its worker must still be caught.

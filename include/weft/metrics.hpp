@@ -75,6 +75,18 @@ struct StallReport {
   std::size_t worker = 0;
   /// How long the poll had been running when the stall was noticed (at least the threshold).
   std::chrono::nanoseconds stalled_for{0};
+  /// How the worker's thread spent the stall, as the kernel accounts it, which tells a task
+  /// that computes from one that blocks, and both from a machine short of cores. The
+  /// detector watches from its second look at the poll (about one check interval in) to the
+  /// report: `observed_for`, at most `stalled_for`. Of that time the thread ran for `on_cpu`
+  /// (measured) and slept for `asleep` (blocked in a system call, on a lock or in a page
+  /// fault; estimated from its state at each check, eight a threshold). It spent the rest,
+  /// `waiting_for_cpu`, runnable while other threads held the cores. All four are zero
+  /// where the system does not say (no /proc, or no CPU clock for the thread).
+  std::chrono::nanoseconds observed_for{0};
+  std::chrono::nanoseconds on_cpu{0};
+  std::chrono::nanoseconds asleep{0};
+  std::chrono::nanoseconds waiting_for_cpu{0};
 };
 
 }  // namespace weft

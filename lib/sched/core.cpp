@@ -32,27 +32,47 @@ void print_exception(std::exception_ptr error) noexcept {
   }
 }
 
+long long whole_ms(std::chrono::nanoseconds duration) {
+  return static_cast<long long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
+}
+
 void print_blocking_report(const std::vector<BlockingJobReport>& jobs) {
   std::fprintf(stderr, "weft: shutdown left %zu blocking call(s) running:\n", jobs.size());
   for (const BlockingJobReport& job : jobs) {
-    std::fprintf(
-        stderr, "weft:   spawned at %s:%u (%s), running for %lld ms\n", job.spawned_at.file_name(),
-        static_cast<unsigned>(job.spawned_at.line()), job.spawned_at.function_name(),
-        static_cast<long long>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(job.running_for).count()));
+    std::fprintf(stderr, "weft:   spawned at %s:%u (%s), running for %lld ms\n",
+                 job.spawned_at.file_name(), static_cast<unsigned>(job.spawned_at.line()),
+                 job.spawned_at.function_name(), whole_ms(job.running_for));
   }
 }
 
+/// What the largest part of a stall's account suggests doing about it.
+const char* stall_advice(const StallReport& stall) {
+  if (stall.on_cpu >= stall.asleep && stall.on_cpu >= stall.waiting_for_cpu) {
+    return "the task computes without yielding (split it with yield_now, or move it to "
+           "spawn_blocking)";
+  }
+  if (stall.asleep >= stall.waiting_for_cpu) {
+    return "the task blocks its worker (move the blocking call to spawn_blocking)";
+  }
+  return "the machine has more runnable threads than cores";
+}
+
 void print_stall(const StallReport& stall) {
-  std::fprintf(
-      stderr,
-      "weft: a task spawned at %s:%u (%s) has been in one poll for %lld ms on worker "
-      "%zu; the tasks queued behind it on that worker wait\n",
-      stall.spawned_at.file_name(), static_cast<unsigned>(stall.spawned_at.line()),
-      stall.spawned_at.function_name(),
-      static_cast<long long>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(stall.stalled_for).count()),
-      stall.worker);
+  char account[320] = "";
+  if (stall.observed_for > std::chrono::nanoseconds::zero()) {
+    std::snprintf(account, sizeof account,
+                  ". Of the last %lld ms its thread ran for %lld, slept for about %lld and waited "
+                  "for a core for about %lld: %s",
+                  whole_ms(stall.observed_for), whole_ms(stall.on_cpu), whole_ms(stall.asleep),
+                  whole_ms(stall.waiting_for_cpu), stall_advice(stall));
+  }
+  std::fprintf(stderr,
+               "weft: a task spawned at %s:%u (%s) has been in one poll for %lld ms on worker "
+               "%zu; the tasks queued behind it on that worker wait%s\n",
+               stall.spawned_at.file_name(), static_cast<unsigned>(stall.spawned_at.line()),
+               stall.spawned_at.function_name(), whole_ms(stall.stalled_for), stall.worker,
+               account);
 }
 
 WEFT_TLS thread_local std::uint32_t t_wake_tick = 0;

@@ -66,20 +66,62 @@ bool StallMonitor::check(std::vector<Seen>& seen) {
       worker = Seen{sequence, now, false};
       continue;
     }
-    if (worker.reported || now - worker.since < m_threshold) continue;
+    if (worker.reported) continue;
+    // acquire: pairs with the release store in Worker::run, which precedes its first poll
+    // and so this odd sequence.
+    const ThreadHandle thread = stats.thread.load(std::memory_order_acquire);
+    if (now - worker.since < m_threshold) {
+      watch(worker, thread, now);
+      continue;
+    }
     // acquire: pairs with the release store of the site in poll_task. A site from a later
     // poll comes after that poll's sequence change, which the re-check below then sees.
     const SourceLocation site = stats.polling_site.load(std::memory_order_acquire);
     // acquire: as the first load; an unchanged sequence means the site is this poll's.
     if (stats.poll_sequence.load(std::memory_order_acquire) != sequence) continue;
     worker.reported = true;
+    StallReport report{site, index, now - worker.since};
+    watch(worker, thread, now);
+    account(worker, thread, now, report);
     try {
-      m_hook(StallReport{site, index, now - worker.since});
+      m_hook(report);
     } catch (...) {
       // The hook must not throw; a report is not worth the monitor.
     }
   }
   return active;
+}
+
+void StallMonitor::watch(Seen& worker, const ThreadHandle& thread,
+                         std::chrono::steady_clock::time_point now) noexcept {
+  if (!worker.watch) {
+    if (const auto cpu = thread_cpu_time(thread)) worker.watch = Watch{now, *cpu};
+    return;
+  }
+  if (const auto asleep = thread_is_asleep(thread)) {
+    ++worker.watch->looks;
+    if (*asleep) ++worker.watch->looks_asleep;
+  }
+}
+
+void StallMonitor::account(const Seen& worker, const ThreadHandle& thread,
+                           std::chrono::steady_clock::time_point now,
+                           StallReport& report) noexcept {
+  // A poll that reached the threshold by the second look (a monitor that woke late, or a
+  // threshold under two check intervals) was never watched.
+  if (!worker.watch || worker.watch->looks == 0) return;
+  const auto cpu = thread_cpu_time(thread);
+  if (!cpu) return;
+  const Watch& watch = *worker.watch;
+  const auto observed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - watch.since);
+  // The CPU clock and steady_clock are read moments apart: keep the parts within the whole.
+  const auto on_cpu =
+      std::clamp(*cpu - watch.cpu_at_start, std::chrono::nanoseconds::zero(), observed);
+  const auto asleep = std::min(observed * watch.looks_asleep / watch.looks, observed - on_cpu);
+  report.observed_for = observed;
+  report.on_cpu = on_cpu;
+  report.asleep = asleep;
+  report.waiting_for_cpu = observed - on_cpu - asleep;
 }
 
 }  // namespace weft::detail

@@ -8,6 +8,8 @@
 //   polling_site, then the odd sequence, both with release; the stall monitor loads the
 //   sequence, the site and the sequence again, all with acquire. If both sequence loads agree,
 //   the site is that poll's: a later poll's site would carry the later sequence with it.
+// - thread is stored once, by the owner as it starts and before its first poll, with release;
+//   the stall monitor loads it with acquire (a default handle: not started yet).
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include "weft/source_location.hpp"
 
+#include "sched/thread_activity.hpp"
 #include "weft/metrics.hpp"
 
 namespace weft::detail {
@@ -88,6 +91,8 @@ struct alignas(64) WorkerStats {
   /// metrics' poll count (polls begun: (sequence + 1) / 2).
   std::atomic<std::uint64_t> poll_sequence{0};
   std::atomic<SourceLocation> polling_site{};
+  /// The owner's thread, for the stall monitor to read how it spends a stall.
+  std::atomic<ThreadHandle> thread{};
 };
 
 }  // namespace weft::detail

@@ -66,6 +66,8 @@ void Worker::run() {
   std::string name = m_core.options().thread_name_prefix + "-" + std::to_string(m_index);
   name.resize(std::min<std::size_t>(name.size(), 15));
   ::pthread_setname_np(::pthread_self(), name.c_str());
+  // release: pairs with the acquire load in StallMonitor::check.
+  m_stats.thread.store(current_thread_handle(), std::memory_order_release);
   run_hook(m_core, m_core.options().on_thread_start);
   if (m_metrics) m_stats.busy_since.set(metrics_now());
 
