@@ -1,8 +1,9 @@
-// The reactor's op queue: a submitter that finds the driver token free applies the ops queued
+// The reactor's op queue: a submitter that takes the driver token applies the ops queued
 // before its own, but at most Reactor::k_submit_drain_budget of them, so that one task's poll
 // never applies thousands; the rest stay queued, in order, for the loop's next driver.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <thread>
@@ -16,6 +17,9 @@ using weft::detail::Reactor;
 namespace {
 
 constexpr std::size_t k_queued = 1'000;
+
+/// Ops applied on this thread, so that a thread can count what its own submit applied.
+thread_local std::size_t t_applied_here = 0;
 
 /// Ops that record their index when applied. Only the token's holder applies ops, one at a
 /// time, so `applied` needs no lock; the test reads it after joining the thread that applied
@@ -38,6 +42,7 @@ struct Recorder {
     return {[](Reactor&, void* target) noexcept {
               auto* entry = static_cast<Entry*>(target);
               entry->recorder->applied.push_back(entry->index);
+              ++t_applied_here;
             },
             &entries[index]};
   }
@@ -110,6 +115,54 @@ TEST_SUITE("reactor") {
     CHECK(in_submission_order(recorder.applied));
 
     reactor->release();
+  }
+
+  TEST_CASE("a submit that queued its op and then took the token applies at most its budget") {
+    // A submitter that finds the token held queues its op and tries again; if the holder has
+    // left meanwhile, it drains on its own task's poll, and must keep the budget there too.
+    // When the holder leaves is not the test's to choose, so a racing thread submits over and
+    // over as the holder lets go, and every one of its submits is counted.
+    constexpr int k_scenarios = 20;
+    constexpr std::size_t k_racing = 2'000;
+    std::size_t most_in_one_submit = 0;
+    bool all_in_order = true;
+    for (int scenario = 0; scenario < k_scenarios; ++scenario) {
+      auto* reactor = new Reactor();
+      Recorder recorder(k_queued + k_racing);
+      Blocker blocker;
+      std::thread holder([&] { reactor->submit(blocker.op()); });
+      // acquire: pairs with the blocker's release store of `entered`.
+      REQUIRE(
+          weft::test::eventually([&] { return blocker.entered.load(std::memory_order_acquire); }));
+      for (std::size_t i = 0; i < k_queued; ++i)
+        reactor->submit(recorder.op(i));
+      std::atomic<bool> racing{false};
+      std::size_t most_by_racer = 0;
+      std::thread racer([&] {
+        // release: pairs with the test's acquire load below.
+        racing.store(true, std::memory_order_release);
+        for (std::size_t i = k_queued; i < k_queued + k_racing; ++i) {
+          const std::size_t before = t_applied_here;
+          reactor->submit(recorder.op(i));
+          most_by_racer = std::max(most_by_racer, t_applied_here - before);
+        }
+      });
+      // acquire: pairs with the racer's release store; it is submitting as the holder leaves.
+      const bool started =
+          weft::test::eventually([&] { return racing.load(std::memory_order_acquire); });
+      blocker.released.store(true, std::memory_order_release);  // pairs with the blocker
+      holder.join();
+      racer.join();
+      REQUIRE(started);
+      reactor->poll_without_blocking();  // a loop turn drains what the submits left
+      most_in_one_submit = std::max(most_in_one_submit, most_by_racer);
+      all_in_order = all_in_order && recorder.applied.size() == k_queued + k_racing &&
+                     in_submission_order(recorder.applied);
+      reactor->release();
+    }
+    // Its budget of older ops, or fewer and then its own.
+    CHECK(most_in_one_submit <= Reactor::k_submit_drain_budget + 1);
+    CHECK(all_in_order);
   }
 
   TEST_CASE("after the runtime stopped a submit drains every queued op") {

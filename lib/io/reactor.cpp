@@ -188,8 +188,11 @@ void Reactor::submit(Op op) noexcept {
   // seq_cst: read after enqueue's store; if the holder sleeps in epoll_wait, wake it.
   if (m_blocking.load(std::memory_order_seq_cst)) wake_loop();
   if (try_take_token()) {
-    drain_ops();
-    give_token_up();
+    // Still a task's poll: the same budget as above. Our op is queued, so it is applied within
+    // the budget or left, in order, to the loop's next driver.
+    std::size_t budget = k_submit_drain_budget;
+    (void)drain_ops(budget);
+    give_token_up(budget);
   }
   release();
 }

@@ -10,10 +10,10 @@
 // - a task that must change the loop (arm interest in a socket, arm the timer queue for an
 //   earlier deadline, close a handle) submits an Op. If the token is free it applies the op
 //   at once, on its own thread; otherwise it queues the op and, when the holder sleeps in
-//   epoll_wait, wakes it.
+//   epoll_wait, wakes it, and takes the token itself if the holder has left meanwhile.
 //   The holder applies queued ops before it sleeps and before it gives the token up; a
-//   submitter applies at most k_submit_drain_budget of them and leaves the rest, with its
-//   own op behind them, to the next worker that parks or takes a loop turn.
+//   submitter, on either path, applies at most k_submit_drain_budget of them and leaves the
+//   rest, with its own op behind them, to the next worker that parks or takes a loop turn.
 //
 // Invariants
 // - m_driver is the token: exchange(true) takes it, store(false) gives it up. The loop, every
