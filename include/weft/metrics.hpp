@@ -82,7 +82,10 @@ struct StallReport {
   /// (measured) and slept for `asleep` (blocked in a system call, on a lock or in a page
   /// fault; estimated from its state at each check, eight a threshold). It spent the rest,
   /// `waiting_for_cpu`, runnable while other threads held the cores. All four are zero
-  /// where the system does not say (no /proc, or no CPU clock for the thread).
+  /// where the system does not say (no /proc, or no CPU clock for the thread). On a kernel
+  /// built without IRQ time accounting (CONFIG_IRQ_TIME_ACCOUNTING), `on_cpu` also holds the
+  /// interrupt work that ran on the thread's stack, such as other sockets' packets over
+  /// loopback, which its system calls picked up.
   std::chrono::nanoseconds observed_for{0};
   std::chrono::nanoseconds on_cpu{0};
   std::chrono::nanoseconds asleep{0};

@@ -49,8 +49,8 @@ void print_blocking_report(const std::vector<BlockingJobReport>& jobs) {
 /// What the largest part of a stall's account suggests doing about it.
 const char* stall_advice(const StallReport& stall) {
   if (stall.on_cpu >= stall.asleep && stall.on_cpu >= stall.waiting_for_cpu) {
-    return "the task computes without yielding (split it with yield_now, or move it to "
-           "spawn_blocking)";
+    return "long work in the task or in its system calls (split it with yield_now, or move "
+           "it to spawn_blocking)";
   }
   if (stall.asleep >= stall.waiting_for_cpu) {
     return "the task blocks its worker (move the blocking call to spawn_blocking)";
