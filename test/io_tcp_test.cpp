@@ -57,6 +57,19 @@ Task<std::string> read_all(TcpStream& stream) {
   }
 }
 
+/// Both ends of one loopback connection: the client's stream and the listener's accept.
+struct Connection {
+  TcpStream client;
+  Accepted accepted;
+};
+
+/// Connects to `listener` and accepts the connection, on the calling task.
+Task<Connection> connect_and_accept(TcpListener& listener) {
+  auto client = co_await TcpStream::connect(listener.local_addr());
+  auto accepted = co_await listener.accept();
+  co_return Connection{std::move(client), std::move(accepted)};
+}
+
 Task<bool> accept_and_greet(TcpListener& listener, SocketAddress& seen_peer) {
   auto [stream, peer] = co_await listener.accept();
   seen_peer = peer;
@@ -245,8 +258,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<bool> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       co_await client.write_all("0123456789abc\nnext\nrest");
       client.shutdown_write();
       auto limited = co_await accepted.stream.read_until('\n', 10);
@@ -265,8 +277,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<std::string> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       co_await client.write_all("line\nmore");
       std::string seen = (co_await accepted.stream.read_until('\n', 64)).bytes + "|";
       char buffer[16];
@@ -286,8 +297,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<std::string> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       co_await client.write_all("a\nb");
       auto first = co_await accepted.stream.read_until('\n', 64);
       co_await client.write_all("c\n");
@@ -302,8 +312,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<bool> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       // Nothing has been sent: a cap of zero is reached without waiting for the socket.
       auto empty = co_await timeout(std::chrono::seconds(10), accepted.stream.read_until('\n', 0));
       co_await client.write_all("abc\n");
@@ -343,8 +352,7 @@ TEST_SUITE("tcp") {
       unsigned segments = 0;  // sent by the server for the call, retransmissions not counted
     };
     auto body = [](TcpListener& l) -> Task<Outcome> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       auto sent = [&accepted] {
         tcp_info info{};
         socklen_t size = sizeof info;
@@ -370,8 +378,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<bool> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       int small = 4096;  // the kernel doubles it and rounds up; far below the payload either way
       ::setsockopt(accepted.stream.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
       std::string payload(4 * 1024 * 1024, '\0');
@@ -391,8 +398,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<int> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
       linger reset{1, 0};
       ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
@@ -414,8 +420,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<int> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       linger reset{1, 0};
       ::setsockopt(client.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
       client.close();
@@ -528,8 +533,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<bool> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       char buffer[16];
       auto silent = co_await select(accepted.stream.read(buffer), sleep_for(20ms));
       if (silent.index() != 1) co_return false;
@@ -544,8 +548,7 @@ TEST_SUITE("tcp") {
     auto listener = TcpListener::bind("127.0.0.1:0");
     Runtime runtime(RuntimeOptions{.workers = 2});
     auto body = [](TcpListener& l) -> Task<bool> {
-      auto client = co_await TcpStream::connect(l.local_addr());
-      auto accepted = co_await l.accept();
+      auto [client, accepted] = co_await connect_and_accept(l);
       auto writer = spawn([](TcpStream& c) -> Task<void> {
         co_await sleep_for(5ms);
         co_await c.write_all("abc");
