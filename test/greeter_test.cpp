@@ -169,6 +169,15 @@ void half_close(unsigned port) {
   CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
 }
 
+/// A client that sends its name with the connection, before the prompt reaches it: the
+/// server's wait for readiness before its read must still see the name already queued.
+void name_before_prompt(unsigned port) {
+  Client client(port);
+  REQUIRE(client.send("Ferris\n"));
+  CHECK(client.read_line() == "Who are you?\n");
+  CHECK(client.read_all() == "Thanks for dialing in, Ferris!\n");
+}
+
 /// Three peers reset (before the prompt is read, after it, after the name), then a fourth
 /// dialog must still succeed.
 void resets(unsigned port) {
@@ -342,6 +351,11 @@ TEST_SUITE("greeter") {
   TEST_CASE("a client that half-closes after its name still gets the reply") {
     Server server;
     scenario::half_close(server.port());
+  }
+
+  TEST_CASE("a client that sends its name before reading the prompt gets the reply") {
+    Server server;
+    scenario::name_before_prompt(server.port());
   }
 
   TEST_CASE("peers that reset at any moment end only their own dialog") {

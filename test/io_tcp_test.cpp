@@ -307,6 +307,74 @@ TEST_SUITE("tcp") {
     CHECK(runtime.block_on(body(listener)) == "a\n|bc\n");
   }
 
+  TEST_CASE("a read started after readiness waits once even for bytes already there") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto [client, accepted] = co_await connect_and_accept(l);
+      TcpStream& stream = accepted.stream;
+      // Loopback delivery may be left to the kernel's softirq thread; poll(2) waits for it.
+      auto arrived = [&stream] {
+        pollfd readable{stream.native_handle(), POLLIN, 0};
+        return ::poll(&readable, 1, 10'000) == 1;
+      };
+      std::string seen;
+      std::atomic<bool> now_pended{false};
+      co_await client.write_all("first\n");
+      if (!arrived()) co_return "the first line never arrived";
+      seen += (co_await NotePending(stream.read_until('\n', 64), now_pended)).bytes;
+      std::atomic<bool> line_pended{false};
+      co_await client.write_all("second\n");
+      if (!arrived()) co_return "the second line never arrived";
+      seen += (co_await NotePending(stream.read_until('\n', 64, ReadStart::after_readiness),
+                                    line_pended))
+                  .bytes;
+      std::atomic<bool> read_pended{false};
+      co_await client.write_all("x");
+      if (!arrived()) co_return "the byte never arrived";
+      char buffer[8];
+      const std::size_t n = co_await NotePending(
+          stream.read(std::span<char>(buffer, sizeof buffer), ReadStart::after_readiness),
+          read_pended);
+      seen.append(buffer, n);
+      // The default reads at once; after_readiness returns pending first, then reads.
+      if (now_pended.load(std::memory_order_relaxed)) seen += " now waited";
+      if (!line_pended.load(std::memory_order_relaxed)) seen += " read_until did not wait";
+      if (!read_pended.load(std::memory_order_relaxed)) seen += " read did not wait";
+      co_return seen;
+    };
+    CHECK(runtime.block_on(body(listener)) == "first\nsecond\nx");
+  }
+
+  TEST_CASE("a read started after readiness hands out kept bytes without waiting") {
+    auto listener = TcpListener::bind("127.0.0.1:0");
+    Runtime runtime(RuntimeOptions{.workers = 2});
+    auto body = [](TcpListener& l) -> Task<std::string> {
+      auto [client, accepted] = co_await connect_and_accept(l);
+      TcpStream& stream = accepted.stream;
+      co_await client.write_all("a\nb\nc");
+      client.shutdown_write();
+      // "a\n" is read; "b\nc" is kept for the reads below, which must not wait for a
+      // socket that has nothing more to say (end of stream aside).
+      std::string seen = (co_await stream.read_until('\n', 64)).bytes + "|";
+      std::atomic<bool> line_pended{false};
+      seen += (co_await NotePending(stream.read_until('\n', 64, ReadStart::after_readiness),
+                                    line_pended))
+                  .bytes +
+              "|";
+      std::atomic<bool> read_pended{false};
+      char buffer[8];
+      const std::size_t n = co_await NotePending(
+          stream.read(std::span<char>(buffer, sizeof buffer), ReadStart::after_readiness),
+          read_pended);
+      seen.append(buffer, n);
+      if (line_pended.load(std::memory_order_relaxed)) seen += " read_until waited";
+      if (read_pended.load(std::memory_order_relaxed)) seen += " read waited";
+      co_return seen;
+    };
+    CHECK(runtime.block_on(body(listener)) == "a\n|b\n|c");
+  }
+
   TEST_CASE(
       "read_until with a cap of zero yields an empty line at its limit and consumes nothing") {
     auto listener = TcpListener::bind("127.0.0.1:0");

@@ -122,9 +122,11 @@ weft::Task<void> dialog(weft::TcpStream stream, weft::SocketAddress peer, const 
   try {
     co_await send(stream, k_prompt, config.read_timeout);
     // The seed's race of a timer against I/O: a client silent past the read timeout loses.
-    // Room for the longest name and "\r\n"; answer() applies the cap to the name alone.
-    auto line = co_await weft::select(stream.read_until('\n', config.max_name_bytes + 2),
-                                      weft::sleep_for(config.read_timeout));
+    // Room for the longest name and "\r\n"; answer() applies the cap to the name alone. The
+    // name answers the prompt just sent, so a read now would find nothing: wait first.
+    auto line = co_await weft::select(
+        stream.read_until('\n', config.max_name_bytes + 2, weft::ReadStart::after_readiness),
+        weft::sleep_for(config.read_timeout));
     if (line.index() == 1) {
       stats.timed_out.fetch_add(1, std::memory_order_relaxed);
       co_return;

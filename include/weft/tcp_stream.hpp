@@ -1,7 +1,8 @@
 // weft::TcpStream: a connected TCP socket whose reads and writes are futures.
 //
 // Every operation tries its system call first and waits for readiness (through the runtime's
-// reactor) only when the call would block; readiness is a hint, so it then tries again.
+// reactor) only when the call would block; readiness is a hint, so it then tries again. A read
+// that answers our own message may wait first instead (ReadStart::after_readiness).
 // Errors throw std::system_error (see weft/error.hpp); end of stream is read() returning 0.
 // SIGPIPE never fires: writes use MSG_NOSIGNAL, and a write to a reset peer throws EPIPE or
 // ECONNRESET.
@@ -58,6 +59,13 @@ class PendingIo {
 
 class TcpStream;
 
+/// Where a read begins. `now` makes the system call at once and waits for readiness only if
+/// nothing is there: right for a peer that may have sent already. `after_readiness` waits
+/// first: for a read that answers our own message (a server's prompt, a client's request),
+/// the attempt before the answer could arrive finds nothing, and skipping it saves a system
+/// call per exchange. Either way, bytes an earlier read_until kept are handed out at once.
+enum class ReadStart : bool { now, after_readiness };
+
 /// How read_until stopped.
 enum class ReadUntilEnd {
   delimiter,  ///< found the delimiter; it is the last byte of `bytes`
@@ -93,21 +101,24 @@ class [[nodiscard]] ConnectFuture {
 class [[nodiscard]] ReadFuture {
  public:
   using Output = std::size_t;
-  ReadFuture(TcpStream& stream, std::span<char> buffer) noexcept
-      : m_stream(&stream), m_buffer(buffer) {}
+  ReadFuture(TcpStream& stream, std::span<char> buffer, ReadStart start = ReadStart::now) noexcept
+      : m_stream(&stream), m_buffer(buffer), m_start(start) {}
   Poll<std::size_t> poll(Context& cx);
 
  private:
   TcpStream* m_stream;
   std::span<char> m_buffer;
   detail::PendingIo m_pending;
+  /// after_readiness until the first wait; then now, so that every later poll reads.
+  ReadStart m_start;
 };
 
 class [[nodiscard]] ReadUntilFuture {
  public:
   using Output = ReadUntilResult;
-  ReadUntilFuture(TcpStream& stream, char delimiter, std::size_t max) noexcept
-      : m_stream(&stream), m_delimiter(delimiter), m_max(max) {}
+  ReadUntilFuture(TcpStream& stream, char delimiter, std::size_t max,
+                  ReadStart start = ReadStart::now) noexcept
+      : m_stream(&stream), m_delimiter(delimiter), m_start(start), m_max(max) {}
   Poll<ReadUntilResult> poll(Context& cx);
 
  private:
@@ -118,6 +129,8 @@ class [[nodiscard]] ReadUntilFuture {
 
   TcpStream* m_stream;
   char m_delimiter;
+  /// As ReadFuture's; beside the delimiter, where it costs no space.
+  ReadStart m_start;
   std::size_t m_max;
   detail::PendingIo m_pending;
 };
@@ -172,13 +185,16 @@ class TcpStream {
   }
 
   /// Reads what is available, at most buffer.size() bytes, waiting until at least one byte
-  /// is. Yields 0 at end of stream.
-  ReadFuture read(std::span<char> buffer) noexcept { return ReadFuture(*this, buffer); }
+  /// is. Yields 0 at end of stream. `start`: see ReadStart.
+  ReadFuture read(std::span<char> buffer, ReadStart start = ReadStart::now) noexcept {
+    return ReadFuture(*this, buffer, start);
+  }
   /// Reads until `delimiter`, end of stream, or `max` bytes, whichever comes first. Bytes
   /// that arrive after the delimiter are kept for the next read or read_until. At most
-  /// `max` bytes plus one socket read are ever buffered.
-  ReadUntilFuture read_until(char delimiter, std::size_t max) noexcept {
-    return ReadUntilFuture(*this, delimiter, max);
+  /// `max` bytes plus one socket read are ever buffered. `start`: see ReadStart.
+  ReadUntilFuture read_until(char delimiter, std::size_t max,
+                             ReadStart start = ReadStart::now) noexcept {
+    return ReadUntilFuture(*this, delimiter, max, start);
   }
   /// Writes every byte, waiting while the socket's send buffer is full.
   WriteAllFuture write_all(std::string_view bytes) noexcept { return WriteAllFuture(*this, bytes); }

@@ -195,6 +195,10 @@ Poll<std::size_t> ReadFuture::poll(Context& cx) {
     return n;
   }
   if (m_buffer.empty()) return std::size_t{0};
+  if (std::exchange(m_start, ReadStart::now) == ReadStart::after_readiness) {
+    m_pending.wait(stream.source(), detail::IoSource::k_read, cx.waker());
+    return pending;
+  }
   for (;;) {
     const ssize_t n = ::recv(fd, m_buffer.data(), m_buffer.size(), 0);
     if (n >= 0) return static_cast<std::size_t>(n);
@@ -228,6 +232,12 @@ Poll<ReadUntilResult> ReadUntilFuture::poll(Context& cx) {
   if (!detail::coop_proceed(cx)) return pending;
   if (m_max == 0) return ReadUntilResult{std::string(), ReadUntilEnd::limit};  // full at once
   std::unique_ptr<std::string>& buffered = stream.m_buffered;
+  // Kept bytes may hold the line, or part of it with the rest already in the socket: only a
+  // read with nothing kept waits first.
+  if (std::exchange(m_start, ReadStart::now) == ReadStart::after_readiness && !buffered) {
+    m_pending.wait(stream.source(), detail::IoSource::k_read, cx.waker());
+    return pending;
+  }
   std::size_t searched = 0;  // bytes of *buffered already known to hold no delimiter
   std::size_t taken = 0;
   for (;;) {
