@@ -134,6 +134,32 @@ class NotePending {
   std::atomic<bool>& m_pending;
 };
 
+/// What a read yielded, and whether it returned pending before it did.
+struct NotedRead {
+  std::string bytes;
+  bool waited;
+};
+
+std::string describe(const NotedRead& read) {
+  return read.bytes + (read.waited ? " (after waiting)|" : " (at once)|");
+}
+
+Task<NotedRead> noted_line(TcpStream& stream, ReadStart start) {
+  std::atomic<bool> waited{false};
+  auto line = co_await NotePending(stream.read_until('\n', 64, start), waited);
+  // relaxed: set by this task's own polls.
+  co_return NotedRead{std::move(line.bytes), waited.load(std::memory_order_relaxed)};
+}
+
+Task<NotedRead> noted_read(TcpStream& stream, ReadStart start) {
+  std::atomic<bool> waited{false};
+  char buffer[16];
+  const std::size_t n =
+      co_await NotePending(stream.read(std::span<char>(buffer, sizeof buffer), start), waited);
+  // relaxed: set by this task's own polls.
+  co_return NotedRead{std::string(buffer, n), waited.load(std::memory_order_relaxed)};
+}
+
 }  // namespace
 
 TEST_SUITE("tcp") {
@@ -319,31 +345,17 @@ TEST_SUITE("tcp") {
         return ::poll(&readable, 1, 10'000) == 1;
       };
       std::string seen;
-      std::atomic<bool> now_pended{false};
-      co_await client.write_all("first\n");
-      if (!arrived()) co_return "the first line never arrived";
-      seen += (co_await NotePending(stream.read_until('\n', 64), now_pended)).bytes;
-      std::atomic<bool> line_pended{false};
-      co_await client.write_all("second\n");
-      if (!arrived()) co_return "the second line never arrived";
-      seen += (co_await NotePending(stream.read_until('\n', 64, ReadStart::after_readiness),
-                                    line_pended))
-                  .bytes;
-      std::atomic<bool> read_pended{false};
+      for (const ReadStart start : {ReadStart::now, ReadStart::after_readiness}) {
+        co_await client.write_all("line\n");
+        if (!arrived()) co_return "a line never arrived";
+        seen += describe(co_await noted_line(stream, start));
+      }
       co_await client.write_all("x");
       if (!arrived()) co_return "the byte never arrived";
-      char buffer[8];
-      const std::size_t n = co_await NotePending(
-          stream.read(std::span<char>(buffer, sizeof buffer), ReadStart::after_readiness),
-          read_pended);
-      seen.append(buffer, n);
-      // The default reads at once; after_readiness returns pending first, then reads.
-      if (now_pended.load(std::memory_order_relaxed)) seen += " now waited";
-      if (!line_pended.load(std::memory_order_relaxed)) seen += " read_until did not wait";
-      if (!read_pended.load(std::memory_order_relaxed)) seen += " read did not wait";
-      co_return seen;
+      co_return seen + describe(co_await noted_read(stream, ReadStart::after_readiness));
     };
-    CHECK(runtime.block_on(body(listener)) == "first\nsecond\nx");
+    CHECK(runtime.block_on(body(listener)) ==
+          "line\n (at once)|line\n (after waiting)|x (after waiting)|");
   }
 
   TEST_CASE("a read started after readiness hands out kept bytes without waiting") {
@@ -354,25 +366,13 @@ TEST_SUITE("tcp") {
       TcpStream& stream = accepted.stream;
       co_await client.write_all("a\nb\nc");
       client.shutdown_write();
-      // "a\n" is read; "b\nc" is kept for the reads below, which must not wait for a
-      // socket that has nothing more to say (end of stream aside).
-      std::string seen = (co_await stream.read_until('\n', 64)).bytes + "|";
-      std::atomic<bool> line_pended{false};
-      seen += (co_await NotePending(stream.read_until('\n', 64, ReadStart::after_readiness),
-                                    line_pended))
-                  .bytes +
-              "|";
-      std::atomic<bool> read_pended{false};
-      char buffer[8];
-      const std::size_t n = co_await NotePending(
-          stream.read(std::span<char>(buffer, sizeof buffer), ReadStart::after_readiness),
-          read_pended);
-      seen.append(buffer, n);
-      if (line_pended.load(std::memory_order_relaxed)) seen += " read_until waited";
-      if (read_pended.load(std::memory_order_relaxed)) seen += " read waited";
-      co_return seen;
+      // "a\n" is read and "b\nc" kept, for reads that must not wait for a socket that has
+      // nothing more to say.
+      std::string seen = describe(co_await noted_line(stream, ReadStart::now));
+      seen += describe(co_await noted_line(stream, ReadStart::after_readiness));
+      co_return seen + describe(co_await noted_read(stream, ReadStart::after_readiness));
     };
-    CHECK(runtime.block_on(body(listener)) == "a\n|b\n|c");
+    CHECK(runtime.block_on(body(listener)) == "a\n (at once)|b\n (at once)|c (at once)|");
   }
 
   TEST_CASE(
