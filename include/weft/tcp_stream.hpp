@@ -44,7 +44,8 @@ class PendingIo {
   PendingIo& operator=(PendingIo&&) = delete;
   ~PendingIo() { reset(); }
 
-  /// After EAGAIN: leaves `waker` with `source` for `direction`, and remembers the wait.
+  /// After EAGAIN, or before a read that waits first: leaves `waker` with `source` for
+  /// `direction`, and remembers the wait.
   void wait(IoSource& source, unsigned direction, const Waker& waker);
   /// Forgets the wait after the future has been woken or completed.
   void clear() noexcept { m_source = nullptr; }

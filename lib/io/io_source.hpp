@@ -2,8 +2,10 @@
 // waker waiting in each direction, and the uv_poll_t that watches the descriptor.
 //
 // Protocol (see docs/design.md, "Sockets"):
-// - A task tries its system call first and calls wait() only after EAGAIN. wait() leaves the
-//   task's waker and, if the direction is not armed yet, submits a sync op that arms it.
+// - A task tries its system call first and calls wait() only after EAGAIN, except a read
+//   started with ReadStart::after_readiness, which calls wait() at its first poll. wait()
+//   leaves the task's waker and, if the direction is not armed yet, submits a sync op that
+//   arms it.
 // - libuv's poll is level-triggered. When readiness fires, the waker is taken and woken, but
 //   the direction stays armed: a reader that reads and waits again costs no epoll_ctl. Only an
 //   event that finds nobody waiting disarms the direction.
@@ -45,9 +47,10 @@ class IoSource {
 
   [[nodiscard]] int fd() const noexcept { return m_fd; }
 
-  /// The owner's task, after EAGAIN: wake `waker` when `direction` may be ready. Throws the
-  /// error (std::system_error) once the loop has failed to watch the descriptor: a retried
-  /// system call would only say EAGAIN again, and the task would spin.
+  /// The owner's task, after EAGAIN (or before a read that waits first): wake `waker` when
+  /// `direction` may be ready. Throws the error (std::system_error) once the loop has failed
+  /// to watch the descriptor: a retried system call would only say EAGAIN again, and the
+  /// task would spin.
   void wait(unsigned direction, const Waker& waker);
   /// The owner's task gave up waiting (its future was dropped).
   void cancel_wait(unsigned direction) noexcept;
